@@ -1,0 +1,300 @@
+#include "storage/database.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace dm::storage {
+namespace {
+
+Status SqliteStatus(sqlite3* db, int rc, std::string_view what, const std::filesystem::path& path) {
+  std::string msg(what);
+  msg += " (";
+  msg += path.string();
+  msg += "): ";
+  msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Corruption(msg + " — the file is damaged or not an agent database; it was left "
+                              "untouched, move it aside to start fresh");
+    case SQLITE_CONSTRAINT:
+      return AlreadyExists(msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Unavailable(msg);
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+      return IoError(msg);
+    default:
+      return Internal(msg);
+  }
+}
+
+// SQLite creates the -wal and -shm side files with the main file's permissions; creating the
+// main file ourselves with 0600 first keeps all three private.
+Status CreatePrivateFile(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return IoError("cannot create " + path.string() + ": " + std::strerror(errno));
+  }
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---- Statement ----------------------------------------------------------------------------
+
+Statement::Statement(Statement&& o) noexcept
+    : db_(o.db_), stmt_(o.stmt_), bind_error_(std::move(o.bind_error_)) {
+  o.stmt_ = nullptr;
+}
+
+Statement& Statement::operator=(Statement&& o) noexcept {
+  if (this != &o) {
+    if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+    db_ = o.db_;
+    stmt_ = o.stmt_;
+    bind_error_ = std::move(o.bind_error_);
+    o.stmt_ = nullptr;
+  }
+  return *this;
+}
+
+Statement::~Statement() {
+  if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+}
+
+Statement& Statement::Bind(int index, std::string_view text) {
+  int rc = sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                             SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_error_.ok()) bind_error_ = db_->LastError("bind");
+  return *this;
+}
+
+Statement& Statement::Bind(int index, int64_t value) {
+  int rc = sqlite3_bind_int64(stmt_, index, value);
+  if (rc != SQLITE_OK && bind_error_.ok()) bind_error_ = db_->LastError("bind");
+  return *this;
+}
+
+Statement& Statement::BindBlob(int index, std::span<const uint8_t> blob) {
+  int rc = sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()),
+                             SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_error_.ok()) bind_error_ = db_->LastError("bind");
+  return *this;
+}
+
+Statement& Statement::BindNull(int index) {
+  int rc = sqlite3_bind_null(stmt_, index);
+  if (rc != SQLITE_OK && bind_error_.ok()) bind_error_ = db_->LastError("bind");
+  return *this;
+}
+
+Statement& Statement::Bind(int index, const std::optional<std::string>& text) {
+  return text ? Bind(index, std::string_view(*text)) : BindNull(index);
+}
+
+Result<bool> Statement::Step() {
+  if (!bind_error_.ok()) return bind_error_;
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return db_->LastError("step");
+}
+
+Status Statement::Run() {
+  for (;;) {
+    DM_ASSIGN_OR_RETURN(bool row, Step());
+    if (!row) return Status::Ok();
+  }
+}
+
+Status Statement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  bind_error_ = Status::Ok();
+  return Status::Ok();
+}
+
+bool Statement::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+std::string Statement::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  int n = sqlite3_column_bytes(stmt_, col);
+  return p != nullptr ? std::string(reinterpret_cast<const char*>(p), n) : std::string();
+}
+
+std::optional<std::string> Statement::OptText(int col) const {
+  if (IsNull(col)) return std::nullopt;
+  return Text(col);
+}
+
+Bytes Statement::Blob(int col) const {
+  const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, col));
+  int n = sqlite3_column_bytes(stmt_, col);
+  return p != nullptr ? Bytes(p, p + n) : Bytes();
+}
+
+// ---- Database -----------------------------------------------------------------------------
+
+Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& path,
+                                                 const OpenOptions& options) {
+  std::error_code ec;
+  bool exists = std::filesystem::exists(path, ec);
+  if (!exists) {
+    if (!options.create_if_missing) return NotFound("no database at " + path.string());
+    DM_RETURN_IF_ERROR(CreatePrivateFile(path));
+  } else if (::access(path.c_str(), R_OK | W_OK) != 0) {
+    return IoError("cannot read and write " + path.string() + ": " + std::strerror(errno));
+  }
+
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = SqliteStatus(raw, rc, "open database", path);
+    sqlite3_close(raw);
+    return st;
+  }
+  std::unique_ptr<Database> db(new Database(raw, path));
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, static_cast<int>(options.busy_timeout.count()));
+
+  // The first real read happens here; a damaged or foreign file fails now, before any write.
+  auto st = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  if (!st.ok()) return st.WithContext("open database");
+  DM_RETURN_IF_ERROR(db->Migrate(options.migrations));
+  return db;
+}
+
+Database::~Database() {
+  if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+Status Database::LastError(std::string_view what) const {
+  return SqliteStatus(db_, sqlite3_extended_errcode(db_), what, path_);
+}
+
+Result<Statement> Database::Prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    return LastError("prepare \"" + std::string(sql.substr(0, 60)) + "\"");
+  }
+  return Statement(this, stmt);
+}
+
+Status Database::Exec(std::string_view sql) {
+  std::string s(sql);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+  if (err != nullptr) sqlite3_free(err);
+  if (rc != SQLITE_OK) return LastError("exec");
+  return Status::Ok();
+}
+
+Result<Transaction> Database::Begin() {
+  if (depth_ == 0) {
+    DM_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    ++depth_;
+    return Transaction(this, "");
+  }
+  std::string name = "sp" + std::to_string(++savepoint_seq_);
+  DM_RETURN_IF_ERROR(Exec("SAVEPOINT " + name));
+  ++depth_;
+  return Transaction(this, name);
+}
+
+int64_t Database::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+
+int Database::Changes() const { return sqlite3_changes(db_); }
+
+Status Database::CheckIntegrity() {
+  DM_ASSIGN_OR_RETURN(Statement st, Prepare("PRAGMA integrity_check"));
+  std::string report;
+  for (;;) {
+    DM_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    std::string line = st.Text(0);
+    if (line != "ok") report += line + "; ";
+  }
+  if (!report.empty()) return Corruption("integrity check of " + path_.string() + ": " + report);
+  return Status::Ok();
+}
+
+Status Database::Migrate(std::span<const Migration> migrations) {
+  DM_ASSIGN_OR_RETURN(Statement st, Prepare("PRAGMA user_version"));
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  int current = row ? static_cast<int>(st.Int(0)) : 0;
+  int latest = migrations.empty() ? 0 : migrations.back().version;
+  if (current > latest) {
+    return FailedPrecondition(path_.string() + " has schema version " + std::to_string(current) +
+                              " but this build knows only up to " + std::to_string(latest) +
+                              "; it was written by a newer dmagent — upgrade dmagent, the file "
+                              "was not changed");
+  }
+  for (const Migration& m : migrations) {
+    if (m.version <= current) continue;
+    if (m.version != current + 1) {
+      return Internal("migrations are not consecutive at version " + std::to_string(m.version));
+    }
+    DM_ASSIGN_OR_RETURN(Transaction tx, Begin());
+    Status s = Exec(m.sql);
+    if (!s.ok()) {
+      return s.WithContext("schema migration " + std::to_string(m.version) + " (" +
+                           m.description + ")");
+    }
+    DM_RETURN_IF_ERROR(Exec("PRAGMA user_version = " + std::to_string(m.version)));
+    DM_RETURN_IF_ERROR(tx.Commit());
+    current = m.version;
+  }
+  schema_version_ = current;
+  return Status::Ok();
+}
+
+// ---- Transaction --------------------------------------------------------------------------
+
+Transaction::Transaction(Transaction&& o) noexcept
+    : db_(o.db_), savepoint_(std::move(o.savepoint_)), done_(o.done_) {
+  o.done_ = true;
+}
+
+Transaction::~Transaction() {
+  if (!done_) (void)Rollback();
+}
+
+Status Transaction::Commit() {
+  if (done_) return Internal("transaction already finished");
+  done_ = true;
+  --db_->depth_;
+  if (savepoint_.empty()) {
+    Status s = db_->Exec("COMMIT");
+    if (!s.ok()) (void)db_->Exec("ROLLBACK");
+    return s;
+  }
+  return db_->Exec("RELEASE " + savepoint_);
+}
+
+Status Transaction::Rollback() {
+  if (done_) return Status::Ok();
+  done_ = true;
+  --db_->depth_;
+  if (savepoint_.empty()) return db_->Exec("ROLLBACK");
+  // ROLLBACK TO keeps the savepoint open; RELEASE closes it with nothing in it.
+  DM_RETURN_IF_ERROR(db_->Exec("ROLLBACK TO " + savepoint_));
+  return db_->Exec("RELEASE " + savepoint_);
+}
+
+}  // namespace dm::storage

@@ -1,0 +1,156 @@
+#include "storage/database.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "storage/schema.h"
+#include "storage/state_dir.h"
+
+namespace dm::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DatabaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "dbtest-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+constexpr Migration kTwoSteps[] = {
+    {1, "create t", "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);"},
+    {2, "add column", "ALTER TABLE t ADD COLUMN note TEXT;"},
+};
+
+TEST_F(DatabaseTest, CreatesPrivateFileInWalModeAndMigrates) {
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_TRUE(db.ok()) << db.error().ToString();
+  EXPECT_EQ((*db)->SchemaVersion(), 2);
+  struct stat st{};
+  ASSERT_EQ(::stat((dir_ / "a.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto mode = (*db)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.ok());
+  ASSERT_TRUE(*mode->Step());
+  EXPECT_EQ(mode->Text(0), "wal");
+  ASSERT_TRUE((*db)->Run("INSERT INTO t (k, v, note) VALUES (?, ?, ?)", "x", 5, "n").ok());
+}
+
+TEST_F(DatabaseTest, MigratesOnlyWhatIsMissing) {
+  {
+    constexpr Migration kFirst[] = {kTwoSteps[0]};
+    auto db = Database::Open(dir_ / "a.db", {.migrations = kFirst});
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Run("INSERT INTO t (k, v) VALUES ('keep', 1)").ok());
+  }
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_TRUE(db.ok()) << db.error().ToString();
+  auto st = (*db)->Prepare("SELECT v FROM t WHERE k = 'keep'");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Int(0), 1);
+}
+
+TEST_F(DatabaseTest, RefusesNewerSchemaWithoutTouchingIt) {
+  { ASSERT_TRUE(Database::Open(dir_ / "a.db", {.migrations = kTwoSteps}).ok()); }
+  constexpr Migration kOld[] = {kTwoSteps[0]};
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kOld});
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(db.error().message().find("newer dmagent"), std::string::npos);
+  EXPECT_TRUE(Database::Open(dir_ / "a.db", {.migrations = kTwoSteps}).ok());
+}
+
+TEST_F(DatabaseTest, ReportsGarbageFileAsCorruptAndKeepsIt) {
+  {
+    std::ofstream f(dir_ / "a.db", std::ios::binary);
+    f << std::string(8192, 'Z');
+  }
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.error().code(), Code::kCorruption) << db.error().ToString();
+  EXPECT_EQ(fs::file_size(dir_ / "a.db"), 8192u);
+}
+
+TEST_F(DatabaseTest, UnreadableFileIsAnIoError) {
+  { ASSERT_TRUE(Database::Open(dir_ / "a.db", {.migrations = kTwoSteps}).ok()); }
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  ::chmod((dir_ / "a.db").c_str(), 0);
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.error().code(), Code::kIoError);
+}
+
+TEST_F(DatabaseTest, NestedTransactionRollsBackOnlyItsPart) {
+  auto opened = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_TRUE(opened.ok());
+  Database& db = **opened;
+  {
+    auto outer = db.Begin();
+    ASSERT_TRUE(outer.ok());
+    ASSERT_TRUE(db.Run("INSERT INTO t (k, v) VALUES ('outer', 1)").ok());
+    {
+      auto inner = db.Begin();
+      ASSERT_TRUE(inner.ok());
+      ASSERT_TRUE(db.Run("INSERT INTO t (k, v) VALUES ('inner', 2)").ok());
+      ASSERT_TRUE(inner->Rollback().ok());
+    }
+    {
+      auto inner = db.Begin();
+      ASSERT_TRUE(inner.ok());
+      ASSERT_TRUE(db.Run("INSERT INTO t (k, v) VALUES ('kept', 3)").ok());
+      ASSERT_TRUE(inner->Commit().ok());
+    }
+    ASSERT_TRUE(outer->Commit().ok());
+  }
+  {
+    auto dropped = db.Begin();
+    ASSERT_TRUE(dropped.ok());
+    ASSERT_TRUE(db.Run("INSERT INTO t (k, v) VALUES ('dropped', 4)").ok());
+    // Destroyed without Commit: rolled back.
+  }
+  auto st = db.Prepare("SELECT group_concat(k, ',') FROM (SELECT k FROM t ORDER BY k)");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Text(0), "kept,outer");
+  EXPECT_FALSE(db.InTransaction());
+}
+
+TEST_F(DatabaseTest, ConstraintViolationIsAlreadyExists) {
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Run("INSERT INTO t (k, v) VALUES ('a', 1)").ok());
+  Status s = (*db)->Run("INSERT INTO t (k, v) VALUES ('a', 2)");
+  EXPECT_EQ(s.code(), Code::kAlreadyExists) << s.ToString();
+}
+
+TEST_F(DatabaseTest, AgentSchemaApplies) {
+  auto db = Database::Open(dir_ / "agent.db", {.migrations = AgentSchema()});
+  ASSERT_TRUE(db.ok()) << db.error().ToString();
+  EXPECT_EQ((*db)->SchemaVersion(), AgentSchema().back().version);
+  EXPECT_TRUE((*db)->CheckIntegrity().ok());
+}
+
+TEST_F(DatabaseTest, StateDirPrecedenceAndPrivacy) {
+  ::setenv("DMAGENT_STATE_DIR", (dir_ / "env").c_str(), 1);
+  EXPECT_EQ(ResolveStateDir(std::nullopt), dir_ / "env");
+  EXPECT_EQ(ResolveStateDir(std::string(dir_ / "flag")), dir_ / "flag");
+  ::unsetenv("DMAGENT_STATE_DIR");
+  EXPECT_EQ(ResolveStateDir(std::nullopt), fs::path(kDefaultStateDir));
+  fs::create_directories(dir_ / "open");
+  ::chmod((dir_ / "open").c_str(), 0755);
+  ASSERT_TRUE(PrepareStateDir(dir_ / "open").ok());
+  struct stat st{};
+  ASSERT_EQ(::stat((dir_ / "open").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+}  // namespace
+}  // namespace dm::storage

@@ -1,0 +1,19 @@
+// Where the agent keeps its state: --state-dir, else $DMAGENT_STATE_DIR, else /var/lib/dmagent.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+
+namespace dm::storage {
+
+inline constexpr char kDefaultStateDir[] = "/var/lib/dmagent";
+inline constexpr char kDatabaseFile[] = "dmagent.db";
+
+std::filesystem::path ResolveStateDir(const std::optional<std::string>& flag);
+// Creates the directory (0700) if needed and checks it is private: state is secret.
+Status PrepareStateDir(const std::filesystem::path& dir);
+
+}  // namespace dm::storage
