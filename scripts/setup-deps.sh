@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages dmagent builds with, only those missing (idempotent).
+set -euo pipefail
+
+packages=(cmake ninja-build g++ pkg-config openssl
+          libboost-dev libtinyxml2-dev libsqlite3-dev sqlite3 libssl-dev libspdlog-dev
+          libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "dmagent: missing packages: ${missing[*]} — run as root or install them with apt-get" >&2
+  exit 1
+fi
+echo "dmagent: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
