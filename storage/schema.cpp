@@ -13,6 +13,70 @@ CREATE TABLE settings (
 );
 
 -- ---- container ----
+-- Device-wide container settings ('pin_reset_service_key', 'web_signin_allowed_urls').
+CREATE TABLE container_device (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+-- One Hello container per user. Nothing here is a secret in clear: sealed_private_key and
+-- sealed_history are AES-GCM under the container master key, pin_wrapped_master under
+-- scrypt(PIN), protector_wrapped_master under the PIN reset protector, and
+-- encrypted_protector is RSA-OAEP to the PIN reset service key.
+CREATE TABLE container (
+  user                     TEXT PRIMARY KEY,
+  ngc_key_id               TEXT NOT NULL UNIQUE,
+  public_key_pem           TEXT NOT NULL,
+  sealed_private_key       BLOB NOT NULL,
+  certificate_pem          TEXT NOT NULL,
+  thumbprint               TEXT NOT NULL,
+  issuer_cn                TEXT NOT NULL,
+  self_signed              INTEGER NOT NULL,
+  not_before               INTEGER NOT NULL,
+  not_after                INTEGER NOT NULL,
+  created_at               INTEGER NOT NULL,
+  pin_salt                 BLOB NOT NULL,
+  pin_kdf_n                INTEGER NOT NULL,
+  pin_kdf_r                INTEGER NOT NULL,
+  pin_kdf_p                INTEGER NOT NULL,
+  pin_wrapped_master       BLOB NOT NULL,
+  pin_set_at               INTEGER NOT NULL,
+  history_salt             BLOB NOT NULL,
+  sealed_history           BLOB,
+  failed_attempts          INTEGER NOT NULL DEFAULT 0,
+  lockouts                 INTEGER NOT NULL DEFAULT 0,
+  locked_until             INTEGER,
+  encrypted_protector      BLOB,
+  protector_wrapped_master BLOB,
+  protector_key_sha256     TEXT,
+  protector_created_at     INTEGER
+);
+-- What the policy engine last applied to each user's container (NULL = not configured).
+CREATE TABLE container_policy (
+  user                    TEXT PRIMARY KEY,
+  hello_enabled           INTEGER NOT NULL,
+  pin_recovery_enabled    INTEGER NOT NULL,
+  require_security_device INTEGER NOT NULL,
+  min_length              INTEGER,
+  max_length              INTEGER,
+  uppercase               INTEGER,
+  lowercase               INTEGER,
+  special                 INTEGER,
+  digits                  INTEGER,
+  history                 INTEGER,
+  expiration_days         INTEGER,
+  applied_at              INTEGER NOT NULL
+);
+-- Every PIN reset, kept after the container it concerned is gone.
+CREATE TABLE container_reset (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  user           TEXT NOT NULL,
+  kind           TEXT NOT NULL CHECK (kind IN ('destructive', 'non-destructive')),
+  at             INTEGER NOT NULL,
+  old_ngc_key_id TEXT NOT NULL,
+  old_thumbprint TEXT NOT NULL,
+  new_thumbprint TEXT NOT NULL
+);
+CREATE INDEX container_reset_by_user ON container_reset (user, id);
 
 -- ---- policy ----
 
