@@ -1,0 +1,529 @@
+// SyncML decoder: tinyxml2 DOM -> dm::syncml::Message. See codec.h for the error policy.
+#include <tinyxml2.h>
+
+#include <charconv>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "agent/syncml/codec.h"
+
+namespace dm::syncml {
+namespace {
+
+using tinyxml2::XMLElement;
+using tinyxml2::XMLNode;
+using tinyxml2::XMLText;
+
+constexpr std::string_view kWhitespace = " \t\r\n";
+
+std::string_view Trim(std::string_view s) {
+  const size_t b = s.find_first_not_of(kWhitespace);
+  if (b == std::string_view::npos) return {};
+  const size_t e = s.find_last_not_of(kWhitespace);
+  return s.substr(b, e - b + 1);
+}
+
+bool IsBlank(const char* s) { return s == nullptr || Trim(s).empty(); }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// "A:Format" -> "Format". Used for metinf elements, which servers write with or without a
+// prefix (<A:Format xmlns:A="syncml:metinf">).
+std::string_view LocalName(const char* name) {
+  std::string_view n(name);
+  const size_t colon = n.find(':');
+  return colon == std::string_view::npos ? n : n.substr(colon + 1);
+}
+
+// Element names in error messages are cut short: they come from the network.
+std::string Quote(std::string_view name) {
+  std::string out = "<";
+  out += name.substr(0, 40);
+  if (name.size() > 40) out += "...";
+  out += ">";
+  return out;
+}
+
+// The character data of an element that must hold only text (CmdID, LocURI, Format, ...),
+// trimmed. Child elements make it an error.
+Result<std::string> TokenText(const XMLElement* e) {
+  std::string text;
+  for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+    if (const XMLText* t = n->ToText()) {
+      text += t->Value();
+    } else if (n->ToElement() != nullptr) {
+      return InvalidArgument(Quote(e->Name()) + " must hold text, not elements");
+    }
+  }
+  return std::string(Trim(text));
+}
+
+// The payload of a Data element, exactly (codec.h).
+Data DataOf(const XMLElement* e) {
+  bool has_element = false;
+  bool has_cdata = false;
+  for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+    if (n->ToElement() != nullptr) has_element = true;
+    if (const XMLText* t = n->ToText(); t != nullptr && t->CData()) has_cdata = true;
+  }
+  Data data;
+  if (has_element) {
+    tinyxml2::XMLPrinter printer(nullptr, /*compact=*/true);
+    for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+      if (n->ToComment() != nullptr) continue;
+      n->Accept(&printer);
+    }
+    data.text.assign(printer.CStr(), static_cast<size_t>(printer.CStrSize() - 1));
+    data.form = Data::Form::kInnerXml;
+    return data;
+  }
+  for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+    if (const XMLText* t = n->ToText()) data.text += t->Value();
+  }
+  data.form = has_cdata ? Data::Form::kCData : Data::Form::kText;
+  return data;
+}
+
+Result<uint64_t> ParseSize(const XMLElement* e) {
+  DM_ASSIGN_OR_RETURN(std::string text, TokenText(e));
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || p != end) {
+    return InvalidArgument(Quote(LocalName(e->Name())) + " is not a non-negative integer");
+  }
+  return v;
+}
+
+// Rejects non-blank text directly inside a structural element.
+Status NoStrayText(const XMLElement* e) {
+  for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+    if (const XMLText* t = n->ToText(); t != nullptr && !IsBlank(t->Value())) {
+      return InvalidArgument("unexpected text inside " + Quote(e->Name()));
+    }
+  }
+  return Status::Ok();
+}
+
+Status Duplicate(const char* parent, const char* child) {
+  return InvalidArgument("duplicate " + Quote(child) + " in " + Quote(parent));
+}
+
+template <typename T>
+Status SetOnce(std::optional<T>* field, T value, const XMLElement* parent, const XMLElement* e) {
+  if (field->has_value()) return Duplicate(parent->Name(), e->Name());
+  *field = std::move(value);
+  return Status::Ok();
+}
+
+Status ParseMeta(const XMLElement* e, Meta* meta) {
+  DM_RETURN_IF_ERROR(NoStrayText(e));
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = LocalName(c->Name());
+    std::optional<std::string>* text_field = nullptr;
+    std::optional<uint64_t>* size_field = nullptr;
+    if (name == "Format")
+      text_field = &meta->format;
+    else if (name == "Type")
+      text_field = &meta->type;
+    else if (name == "Mark")
+      text_field = &meta->mark;
+    else if (name == "NextNonce")
+      text_field = &meta->next_nonce;
+    else if (name == "Version")
+      text_field = &meta->version;
+    else if (name == "Size")
+      size_field = &meta->size;
+    else if (name == "MaxMsgSize")
+      size_field = &meta->max_msg_size;
+    else if (name == "MaxObjSize")
+      size_field = &meta->max_obj_size;
+    else if (name == "Anchor" || name == "EMI" || name == "Mem" || name == "FieldLevel") {
+      continue;  // valid metinf that OMA-DM does not use; ignored
+    } else {
+      return InvalidArgument("unknown element " + Quote(c->Name()) + " in <Meta>");
+    }
+    if (text_field != nullptr) {
+      DM_ASSIGN_OR_RETURN(std::string v, TokenText(c));
+      DM_RETURN_IF_ERROR(SetOnce(text_field, std::move(v), e, c));
+    } else {
+      DM_ASSIGN_OR_RETURN(uint64_t v, ParseSize(c));
+      DM_RETURN_IF_ERROR(SetOnce(size_field, v, e, c));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<Location> ParseLocation(const XMLElement* e) {
+  DM_RETURN_IF_ERROR(NoStrayText(e));
+  Location loc;
+  bool have_uri = false;
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = c->Name();
+    if (name == "LocURI") {
+      if (have_uri) return Duplicate(e->Name(), c->Name());
+      DM_ASSIGN_OR_RETURN(loc.loc_uri, TokenText(c));
+      have_uri = true;
+    } else if (name == "LocName") {
+      DM_ASSIGN_OR_RETURN(std::string v, TokenText(c));
+      DM_RETURN_IF_ERROR(SetOnce(&loc.loc_name, std::move(v), e, c));
+    } else {
+      return InvalidArgument("unknown element " + Quote(name) + " in " + Quote(e->Name()));
+    }
+  }
+  if (!have_uri) return InvalidArgument(Quote(e->Name()) + " has no <LocURI>");
+  return loc;
+}
+
+Status ParseCred(const XMLElement* e, std::optional<Cred>* out, const XMLElement* parent) {
+  if (out->has_value()) return Duplicate(parent->Name(), e->Name());
+  DM_RETURN_IF_ERROR(NoStrayText(e));
+  Cred cred;
+  bool have_data = false;
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = c->Name();
+    if (name == "Meta") {
+      if (cred.meta) return Duplicate(e->Name(), c->Name());
+      cred.meta.emplace();
+      DM_RETURN_IF_ERROR(ParseMeta(c, &*cred.meta));
+    } else if (name == "Data") {
+      if (have_data) return Duplicate(e->Name(), c->Name());
+      DM_ASSIGN_OR_RETURN(cred.data, TokenText(c));
+      have_data = true;
+    } else {
+      return InvalidArgument("unknown element " + Quote(name) + " in <Cred>");
+    }
+  }
+  if (!have_data) return InvalidArgument("<Cred> has no <Data>");
+  *out = std::move(cred);
+  return Status::Ok();
+}
+
+Result<Item> ParseItem(const XMLElement* e) {
+  DM_RETURN_IF_ERROR(NoStrayText(e));
+  Item item;
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = c->Name();
+    if (name == "Target" || name == "Source") {
+      DM_ASSIGN_OR_RETURN(Location loc, ParseLocation(c));
+      DM_RETURN_IF_ERROR(
+          SetOnce(name == "Target" ? &item.target : &item.source, std::move(loc), e, c));
+    } else if (name == "Meta") {
+      if (item.meta) return Duplicate(e->Name(), c->Name());
+      item.meta.emplace();
+      DM_RETURN_IF_ERROR(ParseMeta(c, &*item.meta));
+    } else if (name == "Data") {
+      DM_RETURN_IF_ERROR(SetOnce(&item.data, DataOf(c), e, c));
+      for (const tinyxml2::XMLAttribute* a = c->FirstAttribute(); a != nullptr; a = a->Next()) {
+        if (LocalName(a->Name()) == "originalerror") item.original_error = a->Value();
+      }
+    } else if (name == "MoreData") {
+      if (item.more_data) return Duplicate(e->Name(), c->Name());
+      item.more_data = true;
+    } else {
+      // SourceParent/TargetParent (DS), Filter, ...: not part of what MS-MDM uses.
+      return InvalidArgument("unknown element " + Quote(name) + " in <Item>");
+    }
+  }
+  return item;
+}
+
+struct CommandSpec {
+  const char* name;
+  CommandType type;
+};
+constexpr CommandSpec kCommands[] = {
+    {"Add", CommandType::kAdd},
+    {"Replace", CommandType::kReplace},
+    {"Delete", CommandType::kDelete},
+    {"Get", CommandType::kGet},
+    {"Exec", CommandType::kExec},
+    {"Atomic", CommandType::kAtomic},
+    {"Sequence", CommandType::kSequence},
+    {"Alert", CommandType::kAlert},
+    {"Status", CommandType::kStatus},
+    {"Results", CommandType::kResults},
+    // SyncML commands outside OMA-DM as MS-MDM uses it (protocol-omadm.md 1.4).
+    {"Copy", CommandType::kUnsupported},
+    {"Map", CommandType::kUnsupported},
+    {"Put", CommandType::kUnsupported},
+    {"Search", CommandType::kUnsupported},
+    {"Sync", CommandType::kUnsupported},
+};
+
+CommandType TypeOf(std::string_view name) {
+  for (const CommandSpec& s : kCommands) {
+    if (name == s.name) return s.type;
+  }
+  return CommandType::kUnknown;
+}
+
+bool IsContainer(CommandType t) { return t == CommandType::kAtomic || t == CommandType::kSequence; }
+
+Command ParseCommand(const XMLElement* e, int depth);
+
+// Fills everything but cmd_id (already read) and error; returns the first problem found.
+Status ParseCommandBody(const XMLElement* e, int depth, Command* cmd) {
+  DM_RETURN_IF_ERROR(NoStrayText(e));
+  const CommandType t = cmd->type;
+  const bool is_status = t == CommandType::kStatus;
+  const bool is_results = t == CommandType::kResults;
+  const bool is_alert = t == CommandType::kAlert;
+  bool have_cmd_id = false;
+  bool have_data = false, have_msg_ref = false, have_cmd_ref = false, have_cmd = false;
+
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = c->Name();
+    if (name == "CmdID") {
+      if (have_cmd_id) return Duplicate(e->Name(), c->Name());
+      have_cmd_id = true;  // value read in ParseCommand
+    } else if (name == "NoResp" && !is_status && !is_results) {
+      cmd->no_resp = true;
+    } else if (name == "Cred" && !is_results && !IsContainer(t)) {
+      DM_RETURN_IF_ERROR(ParseCred(c, &cmd->cred, e));
+    } else if (name == "Meta" && !is_status && !is_alert) {
+      if (cmd->meta) return Duplicate(e->Name(), c->Name());
+      cmd->meta.emplace();
+      DM_RETURN_IF_ERROR(ParseMeta(c, &*cmd->meta));
+    } else if (name == "Item" && !IsContainer(t)) {
+      DM_ASSIGN_OR_RETURN(Item item, ParseItem(c));
+      cmd->items.push_back(std::move(item));
+    } else if (name == "Data" && (is_status || is_alert)) {
+      if (have_data) return Duplicate(e->Name(), c->Name());
+      DM_ASSIGN_OR_RETURN(cmd->data, TokenText(c));
+      have_data = true;
+    } else if ((is_status || is_results) &&
+               (name == "MsgRef" || name == "CmdRef" || name == "Cmd")) {
+      bool* seen = name == "MsgRef" ? &have_msg_ref : name == "CmdRef" ? &have_cmd_ref : &have_cmd;
+      std::string* field = name == "MsgRef"   ? &cmd->msg_ref
+                           : name == "CmdRef" ? &cmd->cmd_ref
+                                              : &cmd->cmd;
+      if (*seen) return Duplicate(e->Name(), c->Name());
+      DM_ASSIGN_OR_RETURN(*field, TokenText(c));
+      *seen = true;
+    } else if ((is_status || is_results) && (name == "TargetRef" || name == "SourceRef")) {
+      DM_ASSIGN_OR_RETURN(std::string ref, TokenText(c));
+      (name == "TargetRef" ? cmd->target_refs : cmd->source_refs).push_back(std::move(ref));
+    } else if (is_status && name == "Chal") {
+      if (cmd->chal) return Duplicate(e->Name(), c->Name());
+      DM_RETURN_IF_ERROR(NoStrayText(c));
+      Chal chal;
+      bool have_meta = false;
+      for (const XMLElement* m = c->FirstChildElement(); m != nullptr;
+           m = m->NextSiblingElement()) {
+        if (std::string_view(m->Name()) != "Meta" || have_meta) {
+          return InvalidArgument("<Chal> must hold exactly one <Meta>");
+        }
+        have_meta = true;
+        DM_RETURN_IF_ERROR(ParseMeta(m, &chal.meta));
+      }
+      cmd->chal = std::move(chal);
+    } else if (name == "Correlator" && (is_alert || t == CommandType::kExec)) {
+      // MS-MDM 2.2.7.2: Correlator is not supported; ignoring it changes nothing we report.
+    } else if (IsContainer(t)) {
+      cmd->children.push_back(ParseCommand(c, depth + 1));
+    } else {
+      return InvalidArgument("unknown element " + Quote(name) + " in " + Quote(e->Name()));
+    }
+  }
+
+  if (is_status) {
+    if (!have_cmd_ref) return InvalidArgument("<Status> has no <CmdRef>");
+    if (!have_cmd) return InvalidArgument("<Status> has no <Cmd>");
+    if (!have_data) return InvalidArgument("<Status> has no <Data>");
+  } else if (is_results) {
+    if (!have_cmd_ref) return InvalidArgument("<Results> has no <CmdRef>");
+  } else if (is_alert) {
+    if (!have_data) return InvalidArgument("<Alert> has no <Data> (alert code)");
+  } else if (IsContainer(t)) {
+    if (cmd->children.empty()) return InvalidArgument(Quote(e->Name()) + " holds no command");
+  } else if (cmd->items.empty()) {
+    return InvalidArgument(Quote(e->Name()) + " has no <Item>");
+  }
+  return Status::Ok();
+}
+
+Command ParseCommand(const XMLElement* e, int depth) {
+  Command cmd;
+  cmd.name = e->Name();
+  cmd.type = TypeOf(cmd.name);
+
+  // The CmdID first, so even a malformed command can be answered with a Status naming it.
+  const XMLElement* id = e->FirstChildElement("CmdID");
+  if (id == nullptr) {
+    cmd.error = "missing <CmdID>";
+  } else if (Result<std::string> v = TokenText(id); !v.ok()) {
+    cmd.error = v.error().message();
+  } else {
+    cmd.cmd_id = std::move(v).value();
+    if (cmd.cmd_id.empty())
+      cmd.error = "empty <CmdID>";
+    else if (cmd.cmd_id == "0")
+      cmd.error = "<CmdID> 0 is reserved (MS-MDM 2.2.3.2)";
+  }
+
+  if (cmd.type == CommandType::kUnknown) {
+    cmd.error = "unknown command " + Quote(cmd.name);
+    return cmd;
+  }
+  if (cmd.type == CommandType::kUnsupported) return cmd;  // nothing of it is used
+  if (IsContainer(cmd.type) && depth > kMaxNestingDepth) {
+    cmd.error = "Atomic/Sequence nested deeper than " + std::to_string(kMaxNestingDepth);
+    return cmd;
+  }
+  Status st = ParseCommandBody(e, depth, &cmd);
+  if (!st.ok() && cmd.error.empty()) cmd.error = st.message();
+  return cmd;
+}
+
+Result<SyncHdr> ParseHeader(const XMLElement* e, bool lenient) {
+  if (!lenient) DM_RETURN_IF_ERROR(NoStrayText(e));
+  SyncHdr hdr;
+  bool seen[6] = {};
+  constexpr const char* kRequired[6] = {"VerDTD", "VerProto", "SessionID",
+                                        "MsgID",  "Target",   "Source"};
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = c->Name();
+    int req = -1;
+    for (int i = 0; i < 6; ++i) {
+      if (name == kRequired[i]) req = i;
+    }
+    if (req >= 0) {
+      if (seen[req]) return Duplicate(e->Name(), c->Name());
+      seen[req] = true;
+    }
+    if (name == "VerDTD") {
+      DM_ASSIGN_OR_RETURN(hdr.ver_dtd, TokenText(c));
+    } else if (name == "VerProto") {
+      DM_ASSIGN_OR_RETURN(hdr.ver_proto, TokenText(c));
+    } else if (name == "SessionID") {
+      DM_ASSIGN_OR_RETURN(hdr.session_id, TokenText(c));
+    } else if (name == "MsgID") {
+      DM_ASSIGN_OR_RETURN(hdr.msg_id, TokenText(c));
+    } else if (name == "Target") {
+      DM_ASSIGN_OR_RETURN(hdr.target, ParseLocation(c));
+    } else if (name == "Source") {
+      DM_ASSIGN_OR_RETURN(hdr.source, ParseLocation(c));
+    } else if (name == "RespURI") {
+      DM_ASSIGN_OR_RETURN(std::string v, TokenText(c));
+      DM_RETURN_IF_ERROR(SetOnce(&hdr.resp_uri, std::move(v), e, c));
+    } else if (name == "NoResp") {
+      hdr.no_resp = true;
+    } else if (name == "Cred") {
+      Status st = ParseCred(c, &hdr.cred, e);
+      if (!st.ok() && !lenient) return st;
+    } else if (name == "Meta") {
+      if (hdr.meta && !lenient) return Duplicate(e->Name(), c->Name());
+      hdr.meta.emplace();
+      Status st = ParseMeta(c, &*hdr.meta);
+      if (!st.ok()) {
+        if (!lenient) return st.WithContext("SyncHdr");
+        hdr.meta.reset();
+      }
+    } else if (!lenient) {
+      return InvalidArgument("unknown element " + Quote(name) + " in <SyncHdr>");
+    }
+  }
+  for (int i = 0; i < 6; ++i) {
+    if (!seen[i]) return InvalidArgument(std::string("<SyncHdr> has no <") + kRequired[i] + ">");
+  }
+  if (hdr.msg_id.empty()) return InvalidArgument("<SyncHdr> has an empty <MsgID>");
+  return hdr;
+}
+
+// Anything tinyxml2 parses as "unknown" (<!DOCTYPE, <!ENTITY, <!ELEMENT ...) anywhere.
+bool HasMarkupDeclaration(const XMLNode* node) {
+  for (const XMLNode* n = node->FirstChild(); n != nullptr; n = n->NextSibling()) {
+    if (n->ToUnknown() != nullptr) return true;
+    if (n->ToElement() != nullptr && HasMarkupDeclaration(n)) return true;
+  }
+  return false;
+}
+
+Status ParseDocument(std::string_view xml, tinyxml2::XMLDocument* doc) {
+  if (doc->Parse(xml.data(), xml.size()) != tinyxml2::XML_SUCCESS) {
+    const char* detail = doc->ErrorName();
+    return InvalidArgument(std::string("malformed XML: ") + (detail ? detail : "parse error") +
+                           " at line " + std::to_string(doc->ErrorLineNum()));
+  }
+  if (HasMarkupDeclaration(doc)) {
+    return InvalidArgument(
+        "a DOCTYPE or other markup declaration is not allowed in a SyncML message");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Message> Decode(std::string_view xml) {
+  tinyxml2::XMLDocument doc(/*processEntities=*/true, tinyxml2::PRESERVE_WHITESPACE);
+  DM_RETURN_IF_ERROR(ParseDocument(xml, &doc));
+
+  const XMLElement* root = doc.RootElement();
+  if (root == nullptr) return InvalidArgument("no root element");
+  if (root->NextSiblingElement() != nullptr) return InvalidArgument("more than one root element");
+  if (std::string_view(root->Name()) != "SyncML") {
+    return InvalidArgument("root element is " + Quote(root->Name()) + ", expected <SyncML>");
+  }
+  const char* ns = root->Attribute("xmlns");
+  if (ns == nullptr || !EqualsIgnoreCase(Trim(ns), kSyncMLNamespace)) {
+    return InvalidArgument(std::string("<SyncML> namespace is \"") +
+                           std::string(ns ? std::string_view(ns).substr(0, 60) : "") +
+                           "\", expected \"" + kSyncMLNamespace + "\"");
+  }
+  DM_RETURN_IF_ERROR(NoStrayText(root));
+
+  const XMLElement* hdr_el = nullptr;
+  const XMLElement* body_el = nullptr;
+  for (const XMLElement* c = root->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    const std::string_view name = c->Name();
+    const XMLElement** slot = name == "SyncHdr" ? &hdr_el : name == "SyncBody" ? &body_el : nullptr;
+    if (slot == nullptr) return InvalidArgument("unknown element " + Quote(name) + " in <SyncML>");
+    if (*slot != nullptr) return Duplicate(root->Name(), c->Name());
+    *slot = c;
+  }
+  if (hdr_el == nullptr) return InvalidArgument("missing <SyncHdr>");
+  if (body_el == nullptr) return InvalidArgument("missing <SyncBody>");
+
+  Message msg;
+  DM_ASSIGN_OR_RETURN(msg.header, ParseHeader(hdr_el, /*lenient=*/false));
+
+  DM_RETURN_IF_ERROR(NoStrayText(body_el));
+  for (const XMLElement* c = body_el->FirstChildElement(); c != nullptr;
+       c = c->NextSiblingElement()) {
+    if (std::string_view(c->Name()) == "Final") {
+      msg.final = true;
+      continue;
+    }
+    msg.commands.push_back(ParseCommand(c, /*depth=*/1));
+  }
+  return msg;
+}
+
+std::optional<SyncHdr> SalvageHeader(std::string_view xml) {
+  const size_t begin = xml.find("<SyncHdr");
+  if (begin == std::string_view::npos) return std::nullopt;
+  constexpr std::string_view kEnd = "</SyncHdr>";
+  const size_t end = xml.find(kEnd, begin);
+  if (end == std::string_view::npos) return std::nullopt;
+  const std::string_view piece = xml.substr(begin, end + kEnd.size() - begin);
+  tinyxml2::XMLDocument doc(/*processEntities=*/true, tinyxml2::PRESERVE_WHITESPACE);
+  if (!ParseDocument(piece, &doc).ok()) return std::nullopt;
+  const XMLElement* root = doc.RootElement();
+  if (root == nullptr || std::string_view(root->Name()) != "SyncHdr") return std::nullopt;
+  Result<SyncHdr> hdr = ParseHeader(root, /*lenient=*/true);
+  if (!hdr.ok()) return std::nullopt;
+  return std::move(hdr).value();
+}
+
+}  // namespace dm::syncml
