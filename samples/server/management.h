@@ -1,0 +1,51 @@
+// The OMA-DM management endpoint (POST /ManagementServer/MDM.svc): one SyncML message in, one
+// out, for a device authenticated by its TLS client certificate.
+//
+// Conventions the agent follows (see samples/server/README.md):
+//  - SyncHdr Source LocURI must equal the certificate's CN (the DevId), else 403.
+//  - Package 1 carries Alert 1224 LoginStatus (user|others|none) and, when a user is signed in,
+//    a second Alert 1224 whose Item Meta Type is com.microsoft/MDM/AADUserToken and whose Data
+//    is the signed-in user's UPN.
+//  - The compliance/recovery report arrives as a 1226 generic alert (any Meta Type; the agent
+//    uses com.dmagent/MDM/ComplianceReport) whose Data is the report XML, or as the Results of a
+//    Get of ./Vendor/MSFT/DMAgent/Report.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "samples/server/store.h"
+
+namespace dm::server {
+
+inline constexpr char kUserAlertType[] = "com.microsoft/MDM/AADUserToken";
+inline constexpr char kLoginStatusType[] = "com.microsoft/MDM/LoginStatus";
+inline constexpr char kReportAlertType[] = "com.dmagent/MDM/ComplianceReport";
+inline constexpr char kReportUri[] = "./Vendor/MSFT/DMAgent/Report";
+inline constexpr uint64_t kServerMaxMsgSize = 524288;  // what Intune advertises
+inline constexpr char kSyncMLContentType[] = "application/vnd.syncml.dm+xml";
+
+struct ManagementReply {
+  int http_status = 200;
+  std::string body;  // SyncML (also for 400/403: a SyncHdr Status says why)
+};
+
+class ManagementService {
+ public:
+  explicit ManagementService(Store& store) : store_(store) {}
+
+  // `cert_dev_id`, `cert_serial`: CN and serial of the verified client certificate.
+  ManagementReply Handle(std::string_view cert_dev_id, std::string_view cert_serial,
+                         std::string_view body);
+
+ private:
+  Store& store_;
+};
+
+// Stores a device's compliance/recovery report and applies it to per-setting status (pending
+// reboot, conflict, ...) and each user's CanReset. Caller holds the lock.
+Status IngestReport(Store& store, std::string_view dev_id, std::string_view type,
+                    std::string_view format, std::string_view xml);
+
+}  // namespace dm::server

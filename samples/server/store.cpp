@@ -1,0 +1,669 @@
+#include "samples/server/store.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "container/local_pin_reset_service.h"
+#include "samples/server/command_xml.h"
+
+namespace dm::server {
+namespace {
+
+// The server's schema. Timestamps are Unix seconds. A command is queued until the device
+// answers it (Fleet's model: no result = pending = re-sent next session).
+constexpr storage::Migration kMigrations[] = {
+    {1, "dmserver: tenants, directory, groups, profiles, devices, queue, status, reports",
+     R"sql(
+CREATE TABLE tenants (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  enrollment_token_sha256 TEXT NOT NULL UNIQUE,
+  federated INTEGER NOT NULL DEFAULT 0,
+  consent_pin_reset_service INTEGER NOT NULL DEFAULT 0,
+  consent_pin_reset_client INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+  upn TEXT PRIMARY KEY COLLATE NOCASE,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id),
+  password_hash TEXT NOT NULL,
+  totp_secret BLOB NOT NULL,
+  last_totp_step INTEGER NOT NULL DEFAULT -1,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE groups (
+  id INTEGER PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id),
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('user', 'device')),
+  UNIQUE (tenant_id, name)
+);
+CREATE TABLE group_members (
+  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+  member TEXT NOT NULL COLLATE NOCASE,
+  PRIMARY KEY (group_id, member)
+);
+CREATE TABLE profiles (
+  id INTEGER PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (tenant_id, name)
+);
+CREATE TABLE profile_settings (
+  profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('setting', 'raw')),
+  verb TEXT NOT NULL,
+  loc_uri TEXT NOT NULL,
+  format TEXT NOT NULL,
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (profile_id, idx)
+);
+CREATE TABLE assignments (
+  profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+  mode TEXT NOT NULL CHECK (mode IN ('include', 'exclude')),
+  PRIMARY KEY (profile_id, group_id)
+);
+CREATE TABLE devices (
+  dev_id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id),
+  cert_serial TEXT NOT NULL,
+  cert_thumbprint TEXT NOT NULL,
+  enrolled_upn TEXT NOT NULL DEFAULT '',
+  enrolled INTEGER NOT NULL DEFAULT 1,
+  enrolled_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL DEFAULT 0,
+  manufacturer TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  dm_version TEXT NOT NULL DEFAULT '',
+  language TEXT NOT NULL DEFAULT '',
+  login_status TEXT NOT NULL DEFAULT '',
+  signed_in_upn TEXT NOT NULL DEFAULT '',
+  session_seq INTEGER NOT NULL DEFAULT 0
+);
+-- Users seen on a device (enrolling user, LoginStatus): user-targeted profiles are tracked for
+-- them and held until they are signed in.
+CREATE TABLE device_users (
+  dev_id TEXT NOT NULL REFERENCES devices(dev_id) ON DELETE CASCADE,
+  upn TEXT NOT NULL COLLATE NOCASE,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  PRIMARY KEY (dev_id, upn)
+);
+CREATE TABLE commands (
+  uuid TEXT PRIMARY KEY,
+  dev_id TEXT NOT NULL REFERENCES devices(dev_id) ON DELETE CASCADE,
+  upn TEXT NOT NULL DEFAULT '',          -- '' = device-targeted
+  profile_id INTEGER,                    -- NULL for commands the server adds on its own
+  setting_idx INTEGER,
+  verb TEXT NOT NULL,
+  loc_uri TEXT NOT NULL,
+  needs_user INTEGER NOT NULL DEFAULT 0, -- addresses ./User/: only while a user is signed in
+  xml TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'acked', 'cancelled')),
+  created_at INTEGER NOT NULL,
+  sent_count INTEGER NOT NULL DEFAULT 0,
+  last_sent_session INTEGER NOT NULL DEFAULT 0,
+  status_code INTEGER,
+  acked_at INTEGER,
+  replaces TEXT                          -- the Add this Replace retries after a 418
+);
+CREATE INDEX commands_by_device ON commands (dev_id, state, created_at);
+-- CmdIDs of commands nested in an Atomic/Sequence, so their Statuses find the parent.
+CREATE TABLE command_refs (
+  cmd_ref TEXT PRIMARY KEY,
+  command_uuid TEXT NOT NULL REFERENCES commands(uuid) ON DELETE CASCADE,
+  loc_uri TEXT NOT NULL
+);
+CREATE TABLE command_results (
+  command_uuid TEXT NOT NULL,
+  loc_uri TEXT NOT NULL,
+  format TEXT NOT NULL,
+  data TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (command_uuid, loc_uri)
+);
+CREATE TABLE setting_status (
+  dev_id TEXT NOT NULL REFERENCES devices(dev_id) ON DELETE CASCADE,
+  upn TEXT NOT NULL,
+  profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+  setting_idx INTEGER NOT NULL,
+  loc_uri TEXT NOT NULL,
+  content_sha256 TEXT NOT NULL,
+  status TEXT NOT NULL,
+  code INTEGER,
+  reason TEXT NOT NULL DEFAULT '',
+  command_uuid TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (dev_id, upn, profile_id, setting_idx)
+);
+CREATE TABLE device_reports (
+  dev_id TEXT NOT NULL REFERENCES devices(dev_id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  format TEXT NOT NULL,
+  data TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (dev_id, type)
+);
+CREATE TABLE user_recovery (
+  dev_id TEXT NOT NULL REFERENCES devices(dev_id) ON DELETE CASCADE,
+  upn TEXT NOT NULL COLLATE NOCASE,
+  can_reset TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (dev_id, upn)
+);
+)sql"},
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool IsGuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(s[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<std::string> Sha256Hex(std::string_view text) {
+  DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(text)));
+  return crypto::HexEncode(digest);
+}
+
+Tenant TenantFromRow(const storage::Statement& st) {
+  return Tenant{.id = st.Text(0),
+                .name = st.Text(1),
+                .federated = st.Int(2) != 0,
+                .consent_pin_reset_service = st.Int(3) != 0,
+                .consent_pin_reset_client = st.Int(4) != 0};
+}
+constexpr char kTenantColumns[] =
+    "SELECT id, name, federated, consent_pin_reset_service, consent_pin_reset_client FROM tenants";
+
+Result<std::string> HashPassword(const SecretBytes& password, const crypto::ScryptParams& params,
+                                 crypto::Random& random) {
+  DM_ASSIGN_OR_RETURN(Bytes salt, random.Public(16));
+  DM_ASSIGN_OR_RETURN(SecretBytes hash, crypto::Scrypt(password, salt, params));
+  return "scrypt$" + std::to_string(params.n) + "$" + std::to_string(params.r) + "$" +
+         std::to_string(params.p) + "$" + crypto::Base64Encode(salt) + "$" +
+         crypto::Base64Encode(hash.span());
+}
+
+Status CheckPassword(const SecretBytes& password, std::string_view encoded) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t pos = encoded.find('$', start);
+    parts.emplace_back(encoded.substr(start, pos - start));
+    if (pos == std::string_view::npos) break;
+    start = pos + 1;
+  }
+  if (parts.size() != 6 || parts[0] != "scrypt") {
+    return Corruption("stored password verifier has an unknown form");
+  }
+  crypto::ScryptParams params;
+  try {
+    params.n = std::stoull(parts[1]);
+    params.r = static_cast<uint32_t>(std::stoul(parts[2]));
+    params.p = static_cast<uint32_t>(std::stoul(parts[3]));
+  } catch (const std::exception&) {
+    return Corruption("stored password verifier has bad scrypt parameters");
+  }
+  DM_ASSIGN_OR_RETURN(Bytes salt, crypto::Base64Decode(parts[4]));
+  DM_ASSIGN_OR_RETURN(Bytes expected, crypto::Base64Decode(parts[5]));
+  DM_ASSIGN_OR_RETURN(SecretBytes actual, crypto::Scrypt(password, salt, params, expected.size()));
+  if (actual.size() != expected.size() ||
+      CRYPTO_memcmp(actual.data(), expected.data(), expected.size()) != 0) {
+    return Unauthenticated("wrong password");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::span<const storage::Migration> ServerSchema() { return kMigrations; }
+
+std::string_view GroupKindName(GroupKind k) { return k == GroupKind::kUser ? "user" : "device"; }
+
+Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& db_path, Options options) {
+  DM_ASSIGN_OR_RETURN(auto db, storage::Database::Open(db_path, {.migrations = kMigrations}));
+  DM_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON;"));
+  return std::unique_ptr<Store>(new Store(std::move(db), options));
+}
+
+// ---- tenants ----
+
+Result<CreatedTenant> Store::AddTenant(std::string_view name, std::string_view id, bool federated) {
+  if (name.empty()) return InvalidArgument("a tenant needs a name");
+  std::string tenant_id;
+  if (id.empty()) {
+    DM_ASSIGN_OR_RETURN(tenant_id, NewUuid(*options_.random));
+  } else {
+    std::string_view bare = id;
+    if (bare.size() == 38 && bare.front() == '{' && bare.back() == '}') {
+      bare = bare.substr(1, 36);
+    }
+    if (!IsGuid(bare))
+      return InvalidArgument("tenant id must be a GUID, got '" + std::string(id) + "'");
+    tenant_id = Lower(bare);
+  }
+  DM_ASSIGN_OR_RETURN(Bytes raw, options_.random->Public(24));
+  std::string token = crypto::HexEncode(raw);
+  DM_ASSIGN_OR_RETURN(std::string token_hash, Sha256Hex(token));
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT 1 FROM tenants WHERE id = ? OR name = ?"));
+  st.BindAll(std::string_view(tenant_id), name);
+  DM_ASSIGN_OR_RETURN(bool exists, st.Step());
+  if (exists) return AlreadyExists("tenant '" + std::string(name) + "' (or its id) exists");
+  DM_RETURN_IF_ERROR(
+      db_->Run("INSERT INTO tenants (id, name, enrollment_token_sha256, federated, created_at) "
+               "VALUES (?, ?, ?, ?, ?)",
+               std::string_view(tenant_id), name, std::string_view(token_hash), federated, Now()));
+  return CreatedTenant{
+      .tenant = Tenant{.id = tenant_id, .name = std::string(name), .federated = federated},
+      .enrollment_token = token};
+}
+
+Result<std::vector<Tenant>> Store::Tenants() {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string(kTenantColumns) + " ORDER BY name"));
+  std::vector<Tenant> out;
+  while (true) {
+    DM_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(TenantFromRow(st));
+  }
+  return out;
+}
+
+Result<Tenant> Store::TenantById(std::string_view id) {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string(kTenantColumns) + " WHERE id = ?"));
+  st.Bind(1, std::string_view(Lower(id)));
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound("no tenant with id " + std::string(id));
+  return TenantFromRow(st);
+}
+
+Result<Tenant> Store::ResolveTenant(std::string_view id_or_name) {
+  if (id_or_name.empty()) {
+    DM_ASSIGN_OR_RETURN(auto all, Tenants());
+    if (all.size() == 1) return all.front();
+    if (all.empty()) return NotFound("no tenant yet: run `dmserver tenant add NAME` first");
+    return InvalidArgument("several tenants exist: say which with --tenant");
+  }
+  DM_ASSIGN_OR_RETURN(auto st,
+                      db_->Prepare(std::string(kTenantColumns) + " WHERE id = ? OR name = ?"));
+  st.BindAll(std::string_view(Lower(id_or_name)), id_or_name);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound("no tenant '" + std::string(id_or_name) + "'");
+  return TenantFromRow(st);
+}
+
+Result<Tenant> Store::TenantByEnrollmentToken(std::string_view token) {
+  DM_ASSIGN_OR_RETURN(std::string digest, Sha256Hex(token));
+  DM_ASSIGN_OR_RETURN(auto st,
+                      db_->Prepare("SELECT id, enrollment_token_sha256 FROM tenants ORDER BY id"));
+  // Compare every digest in constant time rather than looking the token up by index.
+  std::string match;
+  while (true) {
+    DM_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    std::string stored = st.Text(1);
+    if (stored.size() == digest.size() &&
+        CRYPTO_memcmp(stored.data(), digest.data(), digest.size()) == 0) {
+      match = st.Text(0);
+    }
+  }
+  if (match.empty()) return Unauthenticated("the enrollment token is not valid for any tenant");
+  return TenantById(match);
+}
+
+Status Store::SetConsent(std::string_view tenant_id, std::string_view app_id, bool granted) {
+  const char* column = nullptr;
+  if (Lower(app_id) == container::kPinResetServiceAppId) {
+    column = "consent_pin_reset_service";
+  } else if (Lower(app_id) == container::kPinResetClientAppId) {
+    column = "consent_pin_reset_client";
+  } else {
+    return InvalidArgument(
+        "unknown app id '" + std::string(app_id) + "': expected " +
+        container::kPinResetServiceAppId + " (" + container::kPinResetServiceAppName + ") or " +
+        container::kPinResetClientAppId + " (" + container::kPinResetClientAppName + ")");
+  }
+  DM_RETURN_IF_ERROR(db_->Run("UPDATE tenants SET " + std::string(column) + " = ? WHERE id = ?",
+                              granted, tenant_id));
+  if (db_->Changes() == 0) return NotFound("no tenant with id " + std::string(tenant_id));
+  return Status::Ok();
+}
+
+// ---- users ----
+
+Status Store::AddUser(std::string_view tenant_id, std::string_view upn, const SecretBytes& password,
+                      const SecretBytes& totp_secret) {
+  if (upn.find('@') == std::string_view::npos || upn.front() == '@' || upn.back() == '@') {
+    return InvalidArgument("a UPN looks like user@domain, got '" + std::string(upn) + "'");
+  }
+  if (password.empty()) return InvalidArgument("the password is empty");
+  if (totp_secret.size() < 10) {
+    return InvalidArgument("the TOTP secret must be at least 80 bits (RFC 4226)");
+  }
+  DM_RETURN_IF_ERROR(TenantById(tenant_id).status());
+  DM_ASSIGN_OR_RETURN(auto existing, db_->Prepare("SELECT 1 FROM users WHERE upn = ?"));
+  existing.Bind(1, upn);
+  DM_ASSIGN_OR_RETURN(bool exists, existing.Step());
+  if (exists) return AlreadyExists("user " + std::string(upn) + " exists");
+  DM_ASSIGN_OR_RETURN(std::string hash,
+                      HashPassword(password, options_.password_kdf, *options_.random));
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("INSERT INTO users (upn, tenant_id, password_hash, "
+                                            "totp_secret, created_at) VALUES (?, ?, ?, ?, ?)"));
+  st.BindAll(upn, tenant_id, std::string_view(hash));
+  st.BindBlob(4, totp_secret.span());
+  st.Bind(5, Now());
+  return st.Run();
+}
+
+Result<User> Store::FindUser(std::string_view upn) {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT tenant_id, upn, password_hash, totp_secret, "
+                                            "last_totp_step FROM users WHERE upn = ?"));
+  st.Bind(1, upn);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound("no user " + std::string(upn));
+  Bytes secret = st.Blob(3);
+  User u{.tenant_id = st.Text(0),
+         .upn = st.Text(1),
+         .password_hash = st.Text(2),
+         .totp_secret = SecretBytes(secret.data(), secret.size()),
+         .last_totp_step = st.Int(4)};
+  OPENSSL_cleanse(secret.data(), secret.size());
+  return u;
+}
+
+Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
+                         std::string_view totp_code) {
+  auto user = FindUser(upn);
+  if (!user.ok()) {
+    if (user.error().code() != Code::kNotFound) return user.error();
+    // Same work and the same answer as a wrong password, so user names cannot be probed.
+    (void)HashPassword(password, options_.password_kdf, *options_.random);
+    return Unauthenticated("wrong user name or password");
+  }
+  if (Status s = CheckPassword(password, user->password_hash); !s.ok()) {
+    if (s.code() == Code::kUnauthenticated) return Unauthenticated("wrong user name or password");
+    return s;
+  }
+  constexpr int64_t kStep = 30;
+  const int64_t now_step = Now() / kStep;
+  int64_t accepted = -1;
+  for (int64_t step = now_step - 1; step <= now_step + 1; ++step) {
+    DM_ASSIGN_OR_RETURN(std::string code,
+                        crypto::Totp(user->totp_secret, FromUnixSeconds(step * kStep)));
+    if (code.size() == totp_code.size() &&
+        CRYPTO_memcmp(code.data(), totp_code.data(), code.size()) == 0) {
+      accepted = step;
+    }
+  }
+  if (accepted < 0) return Unauthenticated("wrong one-time code (TOTP)");
+  if (accepted <= user->last_totp_step) {
+    return Unauthenticated("this one-time code (TOTP) was already used; wait for the next one");
+  }
+  return db_->Run("UPDATE users SET last_totp_step = ? WHERE upn = ?", accepted, upn);
+}
+
+// ---- groups ----
+
+Result<int64_t> Store::GroupId(std::string_view tenant_id, std::string_view name, GroupKind* kind) {
+  DM_ASSIGN_OR_RETURN(auto st,
+                      db_->Prepare("SELECT id, kind FROM groups WHERE tenant_id = ? AND name = ?"));
+  st.BindAll(tenant_id, name);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound("no group '" + std::string(name) + "' in this tenant");
+  if (kind) *kind = st.Text(1) == "user" ? GroupKind::kUser : GroupKind::kDevice;
+  return st.Int(0);
+}
+
+Status Store::AddGroup(std::string_view tenant_id, std::string_view name, GroupKind kind) {
+  if (name.empty()) return InvalidArgument("a group needs a name");
+  DM_RETURN_IF_ERROR(TenantById(tenant_id).status());
+  if (GroupId(tenant_id, name, nullptr).ok()) {
+    return AlreadyExists("group '" + std::string(name) + "' exists");
+  }
+  return db_->Run("INSERT INTO groups (tenant_id, name, kind) VALUES (?, ?, ?)", tenant_id, name,
+                  GroupKindName(kind));
+}
+
+Status Store::AddMember(std::string_view tenant_id, std::string_view group,
+                        std::string_view member) {
+  GroupKind kind;
+  DM_ASSIGN_OR_RETURN(int64_t id, GroupId(tenant_id, group, &kind));
+  if (kind == GroupKind::kUser) {
+    // Users must exist in the tenant; devices may be added before they enroll.
+    DM_ASSIGN_OR_RETURN(User u, FindUser(member));
+    if (u.tenant_id != tenant_id) {
+      return InvalidArgument("user " + std::string(member) + " belongs to another tenant");
+    }
+  } else if (member.find('@') != std::string_view::npos) {
+    return InvalidArgument("'" + std::string(group) +
+                           "' is a device group: members are DevIds, not UPNs");
+  }
+  return db_->Run("INSERT OR IGNORE INTO group_members (group_id, member) VALUES (?, ?)", id,
+                  member);
+}
+
+Status Store::RemoveMember(std::string_view tenant_id, std::string_view group,
+                           std::string_view member) {
+  DM_ASSIGN_OR_RETURN(int64_t id, GroupId(tenant_id, group, nullptr));
+  DM_RETURN_IF_ERROR(
+      db_->Run("DELETE FROM group_members WHERE group_id = ? AND member = ?", id, member));
+  if (db_->Changes() == 0) {
+    return NotFound(std::string(member) + " is not a member of '" + std::string(group) + "'");
+  }
+  return Status::Ok();
+}
+
+// ---- profiles ----
+
+Status Store::AddProfile(const Profile& profile, bool replace) {
+  if (profile.name.empty()) return InvalidArgument("a profile needs a name");
+  if (profile.settings.empty()) return InvalidArgument("a profile needs at least one setting");
+  DM_RETURN_IF_ERROR(TenantById(profile.tenant_id).status());
+  std::vector<ProfileSetting> settings = profile.settings;
+  for (ProfileSetting& s : settings) {
+    if (s.kind == ProfileSetting::Kind::kSetting) {
+      if (s.verb != "Replace" && s.verb != "Add") {
+        return InvalidArgument("setting verb must be Replace or Add, got '" + s.verb + "'");
+      }
+      if (s.loc_uri.empty() || s.loc_uri.front() == '/') {
+        return InvalidArgument("setting LocURI must be relative like ./Device/..., got '" +
+                               s.loc_uri + "'");
+      }
+      continue;
+    }
+    auto decoded = DecodeOneCommand(s.value);
+    if (!decoded.ok()) return InvalidArgument("raw command: " + decoded.error().message());
+    const syncml::Command& c = *decoded;
+    using syncml::CommandType;
+    if (c.type == CommandType::kAlert || c.type == CommandType::kStatus ||
+        c.type == CommandType::kResults || c.type == CommandType::kUnsupported ||
+        c.type == CommandType::kUnknown) {
+      return InvalidArgument(
+          "a raw entry must be Add, Replace, Delete, Get, Exec, Atomic or "
+          "Sequence");
+    }
+    s.verb = syncml::CommandName(c.type);
+    const syncml::Command* first = &c;
+    while (!first->children.empty()) first = &first->children.front();
+    if (!first->items.empty() && first->items.front().target) {
+      s.loc_uri = first->items.front().target->loc_uri;
+    }
+  }
+  DM_ASSIGN_OR_RETURN(auto tx, db_->Begin());
+  DM_ASSIGN_OR_RETURN(auto find,
+                      db_->Prepare("SELECT id FROM profiles WHERE tenant_id = ? AND name = ?"));
+  find.BindAll(std::string_view(profile.tenant_id), std::string_view(profile.name));
+  DM_ASSIGN_OR_RETURN(bool exists, find.Step());
+  int64_t id;
+  if (exists) {
+    if (!replace) {
+      return AlreadyExists("profile '" + profile.name + "' exists (use --replace to update it)");
+    }
+    id = find.Int(0);
+    DM_RETURN_IF_ERROR(db_->Run("DELETE FROM profile_settings WHERE profile_id = ?", id));
+  } else {
+    DM_RETURN_IF_ERROR(
+        db_->Run("INSERT INTO profiles (tenant_id, name, created_at) VALUES (?, ?, ?)",
+                 std::string_view(profile.tenant_id), std::string_view(profile.name), Now()));
+    id = db_->LastInsertRowId();
+  }
+  int idx = 0;
+  for (const ProfileSetting& s : settings) {
+    DM_RETURN_IF_ERROR(db_->Run(
+        "INSERT INTO profile_settings (profile_id, idx, kind, verb, loc_uri, format, type, value) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        id, idx++, s.kind == ProfileSetting::Kind::kRaw ? "raw" : "setting",
+        std::string_view(s.verb), std::string_view(s.loc_uri), std::string_view(s.format),
+        std::string_view(s.type), std::string_view(s.value)));
+  }
+  return tx.Commit();
+}
+
+Status Store::Assign(std::string_view tenant_id, std::string_view profile, std::string_view group,
+                     AssignMode mode) {
+  DM_ASSIGN_OR_RETURN(auto st,
+                      db_->Prepare("SELECT id FROM profiles WHERE tenant_id = ? AND name = ?"));
+  st.BindAll(tenant_id, profile);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound("no profile '" + std::string(profile) + "' in this tenant");
+  int64_t profile_id = st.Int(0);
+  DM_ASSIGN_OR_RETURN(int64_t group_id, GroupId(tenant_id, group, nullptr));
+  return db_->Run(
+      "INSERT INTO assignments (profile_id, group_id, mode) VALUES (?, ?, ?) "
+      "ON CONFLICT (profile_id, group_id) DO UPDATE SET mode = excluded.mode",
+      profile_id, group_id, mode == AssignMode::kInclude ? "include" : "exclude");
+}
+
+Status Store::Unassign(std::string_view tenant_id, std::string_view profile,
+                       std::string_view group) {
+  DM_RETURN_IF_ERROR(GroupId(tenant_id, group, nullptr).status());
+  DM_RETURN_IF_ERROR(db_->Run(
+      "DELETE FROM assignments WHERE profile_id = (SELECT id FROM profiles WHERE tenant_id = ? "
+      "AND name = ?) AND group_id = (SELECT id FROM groups WHERE tenant_id = ? AND name = ?)",
+      tenant_id, profile, tenant_id, group));
+  if (db_->Changes() == 0) return NotFound("no such assignment");
+  return Status::Ok();
+}
+
+// ---- devices ----
+
+namespace {
+constexpr char kDeviceColumns[] =
+    "SELECT dev_id, tenant_id, cert_serial, cert_thumbprint, enrolled_upn, enrolled, "
+    "login_status, signed_in_upn, manufacturer, model, dm_version, language, last_seen "
+    "FROM devices";
+Device DeviceFromRow(const storage::Statement& st) {
+  return Device{.dev_id = st.Text(0),
+                .tenant_id = st.Text(1),
+                .cert_serial = st.Text(2),
+                .cert_thumbprint = st.Text(3),
+                .enrolled_upn = st.Text(4),
+                .enrolled = st.Int(5) != 0,
+                .login_status = st.Text(6),
+                .signed_in_upn = st.Text(7),
+                .manufacturer = st.Text(8),
+                .model = st.Text(9),
+                .dm_version = st.Text(10),
+                .language = st.Text(11),
+                .last_seen = st.Int(12)};
+}
+}  // namespace
+
+Result<std::optional<Device>> Store::FindDevice(std::string_view dev_id) {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string(kDeviceColumns) + " WHERE dev_id = ?"));
+  st.Bind(1, dev_id);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<Device>();
+  return std::optional<Device>(DeviceFromRow(st));
+}
+
+Result<std::vector<Device>> Store::Devices() {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string(kDeviceColumns) + " ORDER BY dev_id"));
+  std::vector<Device> out;
+  while (true) {
+    DM_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(DeviceFromRow(st));
+  }
+  return out;
+}
+
+// ---- helpers ----
+
+Result<std::string> NewUuid(crypto::Random& random) {
+  DM_ASSIGN_OR_RETURN(Bytes b, random.Public(16));
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
+  std::string hex = crypto::HexEncode(b);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
+}
+
+Result<SecretBytes> Base32Decode(std::string_view text) {
+  SecretBytes out;
+  std::vector<uint8_t> bytes;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char ch : text) {
+    if (ch == ' ' || ch == '=' || ch == '-') continue;
+    int v;
+    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= '2' && c <= '7') {
+      v = c - '2' + 26;
+    } else {
+      OPENSSL_cleanse(bytes.data(), bytes.size());
+      return InvalidArgument("not base32 (RFC 4648): unexpected character");
+    }
+    buffer = (buffer << 5) | static_cast<uint32_t>(v);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(static_cast<uint8_t>((buffer >> bits) & 0xff));
+    }
+  }
+  out = SecretBytes(bytes.data(), bytes.size());
+  OPENSSL_cleanse(bytes.data(), bytes.size());
+  buffer = 0;
+  return out;
+}
+
+std::string Base32Encode(std::span<const uint8_t> data) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (uint8_t b : data) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out.push_back(kAlphabet[(buffer >> bits) & 0x1f]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 0x1f]);
+  return out;
+}
+
+}  // namespace dm::server

@@ -1,0 +1,157 @@
+// dmserver's own state: one SQLite database (storage::Database with the server's migrations,
+// never the agent schema) holding tenants, the user directory, groups, profiles, assignments,
+// enrolled devices, the per-device command queue, per-setting status and the devices' reports.
+//
+// The store is the admin surface (CLI and admin API call the same methods) and hands its
+// database to the management, enrollment and report code, which run under Lock().
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/crypto.h"
+#include "base/secret.h"
+#include "base/status.h"
+#include "storage/database.h"
+
+namespace dm::server {
+
+std::span<const storage::Migration> ServerSchema();
+
+struct Tenant {
+  std::string id;  // GUID, lower case, no braces
+  std::string name;
+  bool federated = false;  // users sign in at the federated IdP host
+  bool consent_pin_reset_service = false;
+  bool consent_pin_reset_client = false;
+};
+
+struct CreatedTenant {
+  Tenant tenant;
+  // Shown once; the database keeps only its SHA-256.
+  std::string enrollment_token;
+};
+
+struct User {
+  std::string tenant_id;
+  std::string upn;
+  std::string password_hash;  // "scrypt$N$r$p$salt_b64$hash_b64"
+  SecretBytes totp_secret;
+  int64_t last_totp_step = -1;
+};
+
+enum class GroupKind { kUser, kDevice };
+std::string_view GroupKindName(GroupKind k);  // "user" / "device"
+
+enum class AssignMode { kInclude, kExclude };
+
+// One entry of a profile: an OMA-URI setting or a raw SyncML command.
+struct ProfileSetting {
+  enum class Kind { kSetting, kRaw };
+  Kind kind = Kind::kSetting;
+  std::string verb = "Replace";  // kSetting: Replace or Add
+  std::string loc_uri;           // kSetting; kRaw: the first target (for reports)
+  std::string format = "chr";
+  std::string type = "text/plain";
+  std::string value;  // kSetting: the Data; kRaw: the command's XML (<Replace>..., <Atomic>...)
+};
+
+struct Profile {
+  std::string tenant_id;
+  std::string name;
+  std::vector<ProfileSetting> settings;
+};
+
+struct Device {
+  std::string dev_id;
+  std::string tenant_id;
+  std::string cert_serial;
+  std::string cert_thumbprint;
+  std::string enrolled_upn;
+  bool enrolled = true;       // false after an unenrollment alert
+  std::string login_status;   // user | others | none | "" (never reported)
+  std::string signed_in_upn;  // set while login_status == "user" and the UPN was sent
+  std::string manufacturer, model, dm_version, language;
+  int64_t last_seen = 0;
+};
+
+class Store {
+ public:
+  struct Options {
+    const Clock* clock = &Clock::System();
+    crypto::Random* random = &crypto::OsRandom();
+    crypto::ScryptParams password_kdf = crypto::ScryptParams::Strong();
+  };
+  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& db_path, Options options);
+
+  // Serialises every use of the database (the HTTPS server runs handlers on several threads).
+  std::unique_lock<std::mutex> Lock() { return std::unique_lock<std::mutex>(mu_); }
+  storage::Database& db() { return *db_; }
+  const Clock& clock() const { return *options_.clock; }
+  crypto::Random& random() { return *options_.random; }
+  int64_t Now() const { return ToUnixSeconds(options_.clock->Now()); }
+
+  // ---- tenants ----
+  // `id` empty: a new random GUID.
+  Result<CreatedTenant> AddTenant(std::string_view name, std::string_view id, bool federated);
+  Result<std::vector<Tenant>> Tenants();
+  // By id or name; with nothing given, the only tenant (InvalidArgument when there are several).
+  Result<Tenant> ResolveTenant(std::string_view id_or_name);
+  Result<Tenant> TenantById(std::string_view id);
+  // Unauthenticated when no tenant has this token (constant-time over the digest).
+  Result<Tenant> TenantByEnrollmentToken(std::string_view token);
+  // app_id: container::kPinResetServiceAppId / kPinResetClientAppId.
+  Status SetConsent(std::string_view tenant_id, std::string_view app_id, bool granted);
+
+  // ---- users ----
+  // A UPN is unique server-wide. The TOTP secret is the raw key (RFC 6238), not base32.
+  Status AddUser(std::string_view tenant_id, std::string_view upn, const SecretBytes& password,
+                 const SecretBytes& totp_secret);
+  Result<User> FindUser(std::string_view upn);
+  // Checks the password (scrypt, constant-time compare) and the TOTP code (one step either
+  // side; a step once accepted is never accepted again). Unauthenticated naming which factor
+  // failed, with no secret in the message.
+  Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code);
+
+  // ---- groups ----
+  Status AddGroup(std::string_view tenant_id, std::string_view name, GroupKind kind);
+  // member: a UPN for a user group, a DevId for a device group.
+  Status AddMember(std::string_view tenant_id, std::string_view group, std::string_view member);
+  Status RemoveMember(std::string_view tenant_id, std::string_view group, std::string_view member);
+
+  // ---- profiles and assignments ----
+  // replace=false: AlreadyExists when the name is taken. Raw settings are checked to decode as
+  // one SyncML command.
+  Status AddProfile(const Profile& profile, bool replace);
+  Status Assign(std::string_view tenant_id, std::string_view profile, std::string_view group,
+                AssignMode mode);
+  Status Unassign(std::string_view tenant_id, std::string_view profile, std::string_view group);
+
+  // ---- devices ----
+  Result<std::optional<Device>> FindDevice(std::string_view dev_id);
+  Result<std::vector<Device>> Devices();
+
+ private:
+  Store(std::unique_ptr<storage::Database> db, Options options)
+      : db_(std::move(db)), options_(options) {}
+  Result<int64_t> GroupId(std::string_view tenant_id, std::string_view name, GroupKind* kind);
+
+  std::mutex mu_;
+  std::unique_ptr<storage::Database> db_;
+  Options options_;
+};
+
+// Random v4 UUID, lower case ("0b7c...-4...").
+Result<std::string> NewUuid(crypto::Random& random);
+// RFC 4648 base32 (authenticator apps' secret format); case-insensitive, padding optional,
+// spaces ignored.
+Result<SecretBytes> Base32Decode(std::string_view text);
+std::string Base32Encode(std::span<const uint8_t> data);
+
+}  // namespace dm::server
