@@ -81,6 +81,29 @@ CREATE INDEX container_reset_by_user ON container_reset (user, id);
 -- ---- policy ----
 
 -- ---- csp ----
+-- The DM tree's own nodes (csp/node_store.h): interior nodes a server Added, leaf values that
+-- live in the tree (DMClient Poll, Reboot schedules), and markers (external = 1, value NULL)
+-- for leaves whose value the policy engine holds, so a subtree Delete finds them.
+-- path = percent-encoded segments after the scope prefix, joined by '/'.
+CREATE TABLE csp_nodes (
+  scope      TEXT NOT NULL CHECK (scope IN ('device', 'user')),
+  user       TEXT NOT NULL DEFAULT '',
+  path       TEXT NOT NULL,
+  parent     TEXT NOT NULL,
+  format     TEXT NOT NULL,
+  value      TEXT,
+  external   INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, user, path)
+) WITHOUT ROWID;
+CREATE INDEX csp_nodes_by_parent ON csp_nodes (scope, user, parent);
+-- Reboot CSP: RebootNow requests (performed_at NULL while pending) and performed reboots.
+CREATE TABLE csp_reboot (
+  id           INTEGER PRIMARY KEY,
+  requested_at INTEGER NOT NULL,
+  origin       TEXT NOT NULL,
+  performed_at INTEGER
+);
 
 -- ---- agent ----
 
