@@ -79,6 +79,65 @@ CREATE TABLE container_reset (
 CREATE INDEX container_reset_by_user ON container_reset (user, id);
 
 -- ---- policy ----
+-- Desired values per source ('MDM', 'LocalAdmin') and scope ('device', 'user' + user name),
+-- stored in the catalog's canonical form.
+CREATE TABLE policy_desired (
+  source     TEXT NOT NULL,
+  scope      TEXT NOT NULL,
+  user       TEXT NOT NULL DEFAULT '',
+  setting    TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  origin     TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (source, scope, user, setting)
+);
+-- The value in force per device (user = '') and per user; no row = not configured.
+CREATE TABLE policy_effective (
+  user    TEXT NOT NULL,
+  setting TEXT NOT NULL,
+  value   TEXT NOT NULL,
+  source  TEXT NOT NULL,
+  since   INTEGER NOT NULL,
+  PRIMARY KEY (user, setting)
+);
+-- Values waiting for their moment ('NextSignIn', 'AfterReboot'); value NULL = revert to
+-- not configured.
+CREATE TABLE policy_pending (
+  user         TEXT NOT NULL,
+  setting      TEXT NOT NULL,
+  value        TEXT,
+  source       TEXT NOT NULL,
+  takes_effect TEXT NOT NULL,
+  queued_at    INTEGER NOT NULL,
+  PRIMARY KEY (user, setting)
+);
+-- Compliance per setting and per user as of the last evaluation.
+CREATE TABLE policy_status (
+  user       TEXT NOT NULL,
+  setting    TEXT NOT NULL,
+  state      TEXT NOT NULL,
+  desired    TEXT,
+  effective  TEXT,
+  source     TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  corrective INTEGER NOT NULL DEFAULT 0,
+  since      INTEGER NOT NULL,
+  PRIMARY KEY (user, setting)
+);
+-- What the engine last wrote to the container subsystem, to tell drift from change.
+CREATE TABLE policy_applied (
+  user  TEXT NOT NULL,
+  item  TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (user, item)
+);
+-- Users the engine evaluates for (seen in a sign-in, a user-scope value or a container).
+CREATE TABLE policy_user (
+  name         TEXT PRIMARY KEY,
+  first_seen   INTEGER NOT NULL,
+  last_sign_in INTEGER
+);
 
 -- ---- csp ----
 -- The DM tree's own nodes (csp/node_store.h): interior nodes a server Added, leaf values that
