@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "container/container.h"
 #include "policy/policy_internal.h"
 #include "storage/database.h"
@@ -358,14 +360,6 @@ bool DesiredIndex::Any(Scope scope, const std::string& user, std::string_view se
   return false;
 }
 
-std::set<std::string> DesiredIndex::UserNames() const {
-  std::set<std::string> out;
-  for (const Desired& d : rows_) {
-    if (d.scope == Scope::kUser) out.insert(d.user);
-  }
-  return out;
-}
-
 Resolution Resolve(const DesiredIndex& index, const SettingDef& def, const std::string& user) {
   // The scopes that can speak for this row, highest precedence first.
   std::vector<std::pair<Scope, std::string>> scopes;
@@ -386,6 +380,12 @@ Resolution Resolve(const DesiredIndex& index, const SettingDef& def, const std::
       if (index.Any(sc.first, sc.second, def.name)) {
         chosen = &sc;
         break;
+      }
+    }
+    if (chosen && chosen->first == Scope::kUser) {
+      if (auto dev = index.At(Scope::kDevice, std::string(), def.name);
+          dev && dev->value != index.At(chosen->first, chosen->second, def.name)->value) {
+        group_note = "user scope overrides the device scope's " + dev->value;
       }
     }
   } else {
@@ -960,9 +960,11 @@ Status PolicyEngine::Impl::EvaluateAt(const Moment& moment) {
     const bool repaired = outcome && outcome->repaired;
     // A group rule that hides another scope's value is worth a row even when it leaves the
     // setting not configured for this user.
+    // A repaired row stays while nothing about it changes (see SettingStatus::corrective).
+    const bool still_repaired = prev && prev->corrective && prev->desired == res.value &&
+                                prev->effective == in_force(user, def->name);
     const bool relevant = configured || has_eff || rs.pending || repaired ||
-                          !res.group_note.empty() || (outcome && outcome->error) ||
-                          (prev && prev->corrective);
+                          !res.group_note.empty() || (outcome && outcome->error) || still_repaired;
     if (!relevant) continue;
 
     StatusRow s;
@@ -1086,6 +1088,15 @@ Status PolicyEngine::Impl::EvaluateAt(const Moment& moment) {
                            prev->source == s.source && prev->reason == s.reason &&
                            prev->corrective == s.corrective;
     if (!identical) {
+      if (!unchanged_state || s.corrective != (prev && prev->corrective)) {
+        // Policy values are not secrets; this is the per-setting history an admin asks for.
+        auto level = s.state == ComplianceState::kConflict || s.state == ComplianceState::kError ||
+                             s.corrective
+                         ? spdlog::level::warn
+                         : spdlog::level::info;
+        spdlog::log(level, "policy: {} for {}: {} ({})", def->name, who,
+                    ComplianceStateName(s.state), s.reason);
+      }
       DM_RETURN_IF_ERROR(RunSql(
           db_,
           "INSERT INTO policy_status (user, setting, state, desired, effective, source, reason, "
@@ -1375,6 +1386,7 @@ Status PolicyEngine::CompleteReboot() {
     DM_RETURN_IF_ERROR(impl_->WriteEffective(k, p.value, p.source));
     DM_RETURN_IF_ERROR(impl_->DeletePending(k));
   }
+  spdlog::info("policy: reboot step {} completed", boot.count + 1);
   // ...and the evaluation at the reboot moment applies it and anything queued since.
   DM_RETURN_IF_ERROR(impl_->EvaluateAt(Moment{Moment::kReboot, {}}));
   return tx.Commit();

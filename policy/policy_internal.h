@@ -3,7 +3,6 @@
 #pragma once
 
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +37,6 @@ class DesiredIndex {
   std::optional<ScopeValue> At(Scope scope, const std::string& user,
                                std::string_view setting) const;
   bool Any(Scope scope, const std::string& user, std::string_view setting) const;
-  std::set<std::string> UserNames() const;
 
  private:
   std::vector<Desired> rows_;  // sorted by scope, user, setting, source
@@ -49,7 +47,7 @@ struct Resolution {
   std::optional<std::string> value;  // kValue
   std::string source;                // the label of the scope value that won
   std::string conflict_detail;       // kConflict
-  std::string group_note;            // set when a group rule hid another scope's value
+  std::string group_note;            // set when precedence or a group hid another scope's value
 };
 
 // The winning value for one row: the device (user "") or one user. User rows look at user

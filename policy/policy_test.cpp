@@ -331,6 +331,8 @@ TEST_F(PolicyEngineTest, NonGroupSettingsResolvePerSetting) {
   ASSERT_TRUE(engine_->CompleteReboot().ok());
   EXPECT_EQ(Eff(User("alice", kRecovery)), "false");
   EXPECT_EQ(Eff(Device(kRecovery)), "true");
+  EXPECT_THAT(Row("alice", kRecovery).reason,
+              HasSubstr("user scope overrides the device scope's true"));
   // EnablePinRecovery in user scope does not pull the PIN group to user scope.
   EXPECT_EQ(Eff(User("alice", kMin)), "8");
 }
@@ -446,6 +448,30 @@ TEST_F(PolicyEngineTest, DriftIsRepairedAndReportedCorrective) {
   Evaluate();
   EXPECT_FALSE(Row("alice", kMin).corrective);
   EXPECT_EQ(Applied("alice").complexity.minimum_length, 10);
+}
+
+// ---- decision 2: the caller's transaction (a SyncML Atomic) covers the engine's writes ----
+
+TEST_F(PolicyEngineTest, EvaluateInsideARolledBackTransactionLeavesNoTrace) {
+  SignInAndProvision("alice");
+  Set(Source::kMdm, Device(kMin), "6");
+  Evaluate();
+  {
+    auto tx = db_->Begin();
+    ASSERT_TRUE(tx.ok());
+    Set(Source::kMdm, Device(kMin), "9");
+    Set(Source::kMdm, Device(kRecovery), "true");
+    Evaluate();
+    EXPECT_EQ(Applied("alice").complexity.minimum_length, 9);
+    ASSERT_TRUE(tx->Rollback().ok());
+  }
+  EXPECT_EQ(Applied("alice").complexity.minimum_length, 6);
+  EXPECT_EQ(Eff(User("alice", kMin)), "6");
+  EXPECT_TRUE(engine_->PendingReboot()->empty());
+  EXPECT_EQ(engine_->Desired(Source::kMdm, Device(kMin)).value(), "6");
+  // Nothing above counts as drift.
+  Evaluate();
+  EXPECT_FALSE(Row("alice", kMin).corrective);
 }
 
 // ---- decision 7 ----
