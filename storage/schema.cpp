@@ -165,6 +165,11 @@ CREATE TABLE csp_reboot (
 );
 
 -- ---- agent ----
+-- agent/session: the OMA-DM SessionID counter, the last SessionID used (one row, id 1).
+CREATE TABLE agent_session (
+  id              INTEGER PRIMARY KEY CHECK (id = 1),
+  last_session_id INTEGER NOT NULL
+);
 
 )sql";
 
