@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <set>
 #include <tuple>
@@ -251,9 +252,32 @@ std::map<std::string, std::string> ParseFields(std::string_view text) {
   return out;
 }
 
+std::optional<int64_t> ParseInt(std::string_view v) {
+  int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) return std::nullopt;
+  return n;
+}
+
+// Stored values are canonical (LoadEffective drops any that are not), so this only fails on
+// "" (not configured).
 std::optional<int> OptInt(const std::optional<std::string>& v) {
-  if (!v || v->empty()) return std::nullopt;
-  return std::stoi(*v);
+  if (!v) return std::nullopt;
+  auto n = ParseInt(*v);
+  if (!n) return std::nullopt;
+  return static_cast<int>(*n);
+}
+
+// A stored value the catalog no longer accepts (the database was edited by hand) is dropped,
+// so the evaluation writes the right one again.
+bool StoredValueValid(std::string_view setting, const std::optional<std::string>& value) {
+  const SettingDef* def = FindSetting(setting);
+  if (!def) return false;
+  if (!value) return true;
+  auto canonical = NormalizeValue(*def, *value);
+  if (canonical.ok() && *canonical == *value) return true;
+  spdlog::warn("policy: ignoring stored value '{}' of {}: not canonical", *value, setting);
+  return false;
 }
 
 bool IsBiometrics(std::string_view setting) {
@@ -485,6 +509,7 @@ class PolicyEngine::Impl {
     while (true) {
       DM_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
+      if (!StoredValueValid(st.Text(1), st.Text(2))) continue;
       out[{st.Text(0), st.Text(1)}] = EffRow{st.Text(2), st.Text(3), st.Int(4)};
     }
     return out;
@@ -502,6 +527,7 @@ class PolicyEngine::Impl {
       p.source = st.Text(3);
       DM_ASSIGN_OR_RETURN(p.takes_effect, ParseTakesEffect(st.Text(4)));
       p.queued_at = st.Int(5);
+      if (!StoredValueValid(st.Text(1), p.value)) continue;
       out[{st.Text(0), st.Text(1)}] = std::move(p);
     }
     return out;
@@ -596,9 +622,17 @@ class PolicyEngine::Impl {
   Result<BootRecord> LastBoot() const {
     BootRecord b;
     DM_ASSIGN_OR_RETURN(auto count, GetSetting(kBootCountKey));
-    if (count) b.count = std::stoll(*count);
+    if (count) {
+      auto n = ParseInt(*count);
+      if (!n) return Corruption(std::string(kBootCountKey) + " is not a number: '" + *count + "'");
+      b.count = *n;
+    }
     DM_ASSIGN_OR_RETURN(auto last, GetSetting(kLastBootKey));
-    if (last) b.last_boot = FromUnixSeconds(std::stoll(*last));
+    if (last) {
+      auto n = ParseInt(*last);
+      if (!n) return Corruption(std::string(kLastBootKey) + " is not a number: '" + *last + "'");
+      b.last_boot = FromUnixSeconds(*n);
+    }
     return b;
   }
 
@@ -1016,7 +1050,7 @@ Status PolicyEngine::Impl::EvaluateAt(const Moment& moment) {
         s.reason = "web sign-in is only available on Entra-joined devices; this one is " +
                    std::string(JoinTypeName(facts.join_type));
       } else if ((name == kMinLength || name == kMaxLength) &&
-                 std::stoi(*in_force(user, kMinLength)) > std::stoi(*in_force(user, kMaxLength))) {
+                 OptInt(in_force(user, kMinLength)) > OptInt(in_force(user, kMaxLength))) {
         s.state = ComplianceState::kError;
         s.reason = "MinimumPINLength " + *in_force(user, kMinLength) +
                    " is greater than MaximumPINLength " + *in_force(user, kMaxLength) +

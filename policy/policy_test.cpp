@@ -474,6 +474,23 @@ TEST_F(PolicyEngineTest, EvaluateInsideARolledBackTransactionLeavesNoTrace) {
   EXPECT_FALSE(Row("alice", kMin).corrective);
 }
 
+TEST_F(PolicyEngineTest, HandEditedPolicyRowsAreRewrittenNotFatal) {
+  SignInAndProvision("alice");
+  Set(Source::kMdm, Device(kMin), "8");
+  Evaluate();
+  ASSERT_TRUE(db_->Exec("UPDATE policy_effective SET value = 'eight' WHERE setting = "
+                        "'PassportForWork/PINComplexity/MinimumPINLength'")
+                  .ok());
+  ASSERT_TRUE(db_->Exec("INSERT OR REPLACE INTO settings (key, value) VALUES "
+                        "('device.boot_count', 'many')")
+                  .ok());
+  Evaluate();
+  EXPECT_EQ(Eff(User("alice", kMin)), "8");
+  EXPECT_EQ(Applied("alice").complexity.minimum_length, 8);
+  EXPECT_EQ(engine_->LastBoot().status().code(), Code::kCorruption);
+  EXPECT_EQ(engine_->CompleteReboot().code(), Code::kCorruption);
+}
+
 // ---- decision 7 ----
 
 TEST_F(PolicyEngineTest, UsePassportForWorkFalseKeepsEnrolledContainerButBlocksProvisioning) {
