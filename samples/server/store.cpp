@@ -1,6 +1,7 @@
 #include "samples/server/store.h"
 
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -393,16 +394,22 @@ Result<User> Store::FindUser(std::string_view upn) {
 
 Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
                          std::string_view totp_code) {
+  // One answer for every failure, as the local PIN reset service gives: which factor failed
+  // goes to the log only, so the endpoint cannot be used to probe passwords or user names.
+  const Status failed =
+      Unauthenticated("sign-in failed: wrong user name, password or verification code");
   auto user = FindUser(upn);
   if (!user.ok()) {
     if (user.error().code() != Code::kNotFound) return user.error();
-    // Same work and the same answer as a wrong password, so user names cannot be probed.
+    // Same scrypt work as for a real user so timing does not reveal who exists.
     (void)HashPassword(password, options_.password_kdf, *options_.random);
-    return Unauthenticated("wrong user name or password");
+    spdlog::info("sign-in refused: unknown user");
+    return failed;
   }
   if (Status s = CheckPassword(password, user->password_hash); !s.ok()) {
-    if (s.code() == Code::kUnauthenticated) return Unauthenticated("wrong user name or password");
-    return s;
+    if (s.code() != Code::kUnauthenticated) return s;
+    spdlog::info("sign-in refused for {}: password", user->upn);
+    return failed;
   }
   constexpr int64_t kStep = 30;
   const int64_t now_step = Now() / kStep;
@@ -411,13 +418,14 @@ Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
     DM_ASSIGN_OR_RETURN(std::string code,
                         crypto::Totp(user->totp_secret, FromUnixSeconds(step * kStep)));
     if (code.size() == totp_code.size() &&
-        CRYPTO_memcmp(code.data(), totp_code.data(), code.size()) == 0) {
+        CRYPTO_memcmp(code.data(), totp_code.data(), code.size()) == 0 &&
+        step > user->last_totp_step) {  // a code is accepted once
       accepted = step;
     }
   }
-  if (accepted < 0) return Unauthenticated("wrong one-time code (TOTP)");
-  if (accepted <= user->last_totp_step) {
-    return Unauthenticated("this one-time code (TOTP) was already used; wait for the next one");
+  if (accepted < 0) {
+    spdlog::info("sign-in refused for {}: verification code", user->upn);
+    return failed;
   }
   return db_->Run("UPDATE users SET last_totp_step = ? WHERE upn = ?", accepted, upn);
 }

@@ -115,8 +115,8 @@ class Store {
                  const SecretBytes& totp_secret);
   Result<User> FindUser(std::string_view upn);
   // Checks the password (scrypt, constant-time compare) and the TOTP code (one step either
-  // side; a step once accepted is never accepted again). Unauthenticated naming which factor
-  // failed, with no secret in the message.
+  // side; a step once accepted is never accepted again). One Unauthenticated message for every
+  // failure (the log says which factor failed).
   Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code);
 
   // ---- groups ----

@@ -1,0 +1,33 @@
+// Admin operations, one code path for the `dmserver` CLI and the HTTPS admin API
+// (POST /admin/v1/<op> with the same JSON). Secrets (password, TOTP secret) only travel in the
+// JSON body or on the CLI's stdin, never in argv or logs.
+//
+// op            arguments (JSON object)                                      result
+// tenant.add    name, id?, federated?                                        id, name, federated,
+// enrollment_token tenant.list   - tenants[] user.add      tenant?, upn, password, totp_secret?
+// (base32; generated     upn, tenant, totp_secret? (only when
+//               when absent)                                                 generated)
+// group.add     tenant?, name, kind ("user" | "device")                      name, kind
+// group.member  tenant?, group, member (UPN or DevId), remove?                group, member,
+// removed profile.add   tenant?, name, replace?, settings[]: {uri, value?, format?   name, settings
+//               ("chr"), type? ("text/plain"), verb? ("Replace"|"Add")} or
+//               {raw: "<Replace>...</Replace>"}
+// assign        tenant?, profile, group, mode? ("include"|"exclude"), remove?
+// consent       tenant?, app ("service"|"client"|app id), granted? (true)    tenant, service,
+// client report        -                                                            see report.h
+// device.report device                                                       device, report (XML)
+// `tenant` is an id or name; omitted, the only tenant.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "base/status.h"
+#include "samples/server/store.h"
+
+namespace dm::server {
+
+// Caller holds the store lock.
+Result<nlohmann::json> RunAdmin(Store& store, std::string_view op, const nlohmann::json& args);
+
+}  // namespace dm::server

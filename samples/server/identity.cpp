@@ -1,0 +1,98 @@
+// Identity: home-realm discovery and the sign-in pages (password + TOTP).
+//
+// GET|POST /federation/login?upn=U -> {"upn", "known", "tenant_id", "federated", "login_url",
+//                                      "login_host"}
+//   A federated tenant's users sign in at the IdP host (https://<idp host>:<port>/adfs/ls/),
+//   the others at https://<public host>:<port>/login. A device's web sign-in must allow-list
+//   the IdP host (Policy Authentication/ConfigureWebSignInAllowedUrls) or the PIN reset flow
+//   cannot reach the page.
+// GET /login, GET /adfs/ls/ (IdP host only): an HTML form (username, password, otp).
+// POST the same path, application/x-www-form-urlencoded: 200 HTML "Signed in as U" or 401.
+#include <spdlog/spdlog.h>
+
+#include "samples/server/server_internal.h"
+
+namespace dm::server {
+namespace {
+
+using nlohmann::json;
+
+std::string HostOf(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find_first_of(":/", start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+std::string SignInPage(std::string_view title, std::string_view action, std::string_view user,
+                       std::string_view message) {
+  std::string page = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" +
+                     HtmlEscape(title) + "</title></head><body>\n<h1>" + HtmlEscape(title) +
+                     "</h1>\n";
+  if (!message.empty()) page += "<p role=\"alert\">" + HtmlEscape(message) + "</p>\n";
+  page += "<form method=\"post\" action=\"" + HtmlEscape(action) +
+          "\">\n<label>User name <input name=\"username\" autocomplete=\"username\" value=\"" +
+          HtmlEscape(user) +
+          "\"></label>\n<label>Password <input name=\"password\" type=\"password\" "
+          "autocomplete=\"current-password\"></label>\n<label>Verification code <input "
+          "name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\"></label>\n"
+          "<button type=\"submit\">Sign in</button>\n</form>\n</body></html>\n";
+  return page;
+}
+
+}  // namespace
+
+transport::HttpResponse HandleFederationLogin(ServerContext& ctx, std::string_view query) {
+  auto params = ParseForm(query);
+  const std::string upn = params["upn"];
+  json out{{"upn", upn}, {"known", false}, {"federated", false}};
+  std::string login_url = ctx.base_url + "/login";
+  if (!upn.empty()) {
+    auto lock = ctx.store.Lock();
+    auto user = ctx.store.FindUser(upn);
+    if (user.ok()) {
+      auto tenant = ctx.store.TenantById(user->tenant_id);
+      if (!tenant.ok()) return StatusError(tenant.error());
+      out["known"] = true;
+      out["tenant_id"] = tenant->id;
+      out["federated"] = tenant->federated;
+      if (tenant->federated) login_url = ctx.idp_base_url + "/adfs/ls/";
+    }
+    login_url += "?username=" + UrlEncode(upn);
+  }
+  out["login_url"] = login_url;
+  out["login_host"] = HostOf(login_url);
+  return JsonResponse(200, out);
+}
+
+transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRequest& request,
+                                     std::string_view query, bool federated) {
+  const std::string title = federated ? "Fabrikam federated sign-in" : "Sign in";
+  const std::string action = federated ? "/adfs/ls/" : "/login";
+  if (request.method == "GET") {
+    return HtmlResponse(200, SignInPage(title, action, ParseForm(query)["username"], ""));
+  }
+  auto form = ParseForm(request.body);
+  const std::string upn = form["username"];
+  SecretBytes password(form["password"]);
+  std::string& password_field = form["password"];
+  std::fill(password_field.begin(), password_field.end(), '\0');
+  auto lock = ctx.store.Lock();
+  // A user signs in at their own tenant's page: federated tenants at the IdP only.
+  auto user = ctx.store.FindUser(upn);
+  bool right_page = false;
+  if (user.ok()) {
+    auto tenant = ctx.store.TenantById(user->tenant_id);
+    right_page = tenant.ok() && tenant->federated == federated;
+  }
+  Status s = ctx.store.VerifyUser(right_page ? upn : std::string_view(), password, form["otp"]);
+  if (!s.ok()) {
+    if (s.code() != Code::kUnauthenticated) return StatusError(s);
+    return HtmlResponse(401, SignInPage(title, action, upn, s.message()));
+  }
+  spdlog::info("{} signed in at the {} page", user->upn, federated ? "IdP" : "managed");
+  return HtmlResponse(200, "<!DOCTYPE html>\n<html><body><p>Signed in as " + HtmlEscape(user->upn) +
+                               "</p></body></html>\n");
+}
+
+}  // namespace dm::server

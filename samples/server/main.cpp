@@ -1,0 +1,342 @@
+// dmserver: the reference Intune-like MDM server. `dmserver --help` lists the subcommands.
+// Admin subcommands work on the state directory directly (the running server sees the changes
+// at the devices' next session); secrets are read from stdin, never from argv.
+#include <signal.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/log.h"
+#include "samples/server/admin.h"
+#include "samples/server/report.h"
+#include "samples/server/server.h"
+
+namespace {
+
+using dm::server::ServerOptions;
+using nlohmann::json;
+
+int Fail(const dm::Status& s) {
+  std::cerr << "dmserver: " << s.ToString() << "\n";
+  switch (s.code()) {
+    case dm::Code::kInvalidArgument:
+      return 2;
+    case dm::Code::kNotFound:
+      return 3;
+    case dm::Code::kAlreadyExists:
+      return 4;
+    default:
+      return 1;
+  }
+}
+
+// One line from stdin; with a terminal, prompts on stderr and does not echo.
+std::string ReadSecretLine(const char* prompt) {
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  termios old{};
+  if (tty) {
+    std::cerr << prompt << std::flush;
+    ::tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::cerr << "\n";
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// Runs an admin operation on the state directory and prints the JSON result.
+int Admin(const ServerOptions& options, const std::string& op, const json& args,
+          bool print = true) {
+  auto store = dm::server::OpenStore(options);
+  if (!store.ok()) return Fail(store.error());
+  auto lock = (*store)->Lock();
+  auto result = dm::server::RunAdmin(**store, op, args);
+  if (!result.ok()) return Fail(result.error());
+  if (print) std::cout << result->dump(2) << "\n";
+  return 0;
+}
+
+int Serve(ServerOptions options, const std::string& port_file) {
+  // Block the stop signals before the server's threads start, so only sigwait sees them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto server = dm::server::DmServer::Start(options);
+  if (!server.ok()) return Fail(server.error());
+  if (!port_file.empty()) {
+    // Written whole then renamed, so a script polling for it never reads half a number.
+    const std::string tmp = port_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << (*server)->port() << "\n";
+      if (!out) return Fail(dm::IoError("cannot write " + tmp));
+    }
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      return Fail(dm::IoError("cannot write " + port_file));
+    }
+  }
+  std::cout << "dmserver listening on " << (*server)->BaseUrl() << " (port " << (*server)->port()
+            << ")" << std::endl;
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::cout << "dmserver stopping (signal " << sig << ")" << std::endl;
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "dmserver: reference Intune-like MDM server (enrollment, OMA-DM management, "
+      "PIN reset service, identity, admin API)"};
+  app.require_subcommand(1);
+  ServerOptions options;
+  std::string state_dir;
+  if (const char* env = std::getenv("DMSERVER_STATE_DIR")) state_dir = env;
+  std::string log_level = "info";
+  bool test_kdf = false;
+  app.add_option("--state-dir", state_dir, "state directory (default $DMSERVER_STATE_DIR)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
+  app.add_flag("--test-kdf", test_kdf,
+               "cheap scrypt for password verifiers (tests and demos only)");
+
+  auto* init = app.add_subcommand("init",
+                                  "create the state directory: CA, PIN reset key, "
+                                  "admin token, database");
+  init->add_option("--rsa-bits", options.pin_reset_rsa_bits, "PIN reset service key size");
+
+  std::string port_file;
+  auto* serve = app.add_subcommand("serve", "run the HTTPS server");
+  serve->add_option("--listen", options.listen_address, "address to listen on");
+  serve->add_option("--port", options.port, "port (0: any free port)");
+  serve->add_option("--port-file", port_file, "write the bound port to this file");
+  serve->add_option("--public-host", options.public_host,
+                    "host name in the URLs handed to devices (default: the listen address)");
+  serve->add_option("--idp-host", options.idp_host, "the federated IdP's host name");
+  serve->add_option("--name", options.extra_names, "extra subjectAltName for the certificate");
+  serve->add_option("--threads", options.threads, "server threads");
+
+  std::string tenant, name, id, token_file;
+  bool federated = false;
+  auto* tenant_cmd = app.add_subcommand("tenant", "tenants");
+  tenant_cmd->require_subcommand(1);
+  auto* tenant_add = tenant_cmd->add_subcommand("add",
+                                                "add a tenant; prints its id and "
+                                                "enrollment token");
+  tenant_add->add_option("name", name, "tenant name")->required();
+  tenant_add->add_option("--id", id, "tenant GUID (default: random)");
+  tenant_add->add_flag("--federated", federated, "users sign in at the federated IdP");
+  tenant_add->add_option("--token-file", token_file,
+                         "also write the enrollment token to this file (0600)");
+  tenant_cmd->add_subcommand("list", "list tenants");
+
+  std::string upn;
+  auto* user_cmd = app.add_subcommand("user", "directory users");
+  user_cmd->require_subcommand(1);
+  auto* user_add = user_cmd->add_subcommand(
+      "add",
+      "add a user; stdin: line 1 the password, line 2 the TOTP secret in base32 (empty or "
+      "absent: one is generated and printed)");
+  user_add->add_option("upn", upn, "user principal name")->required();
+  user_add->add_option("--tenant", tenant, "tenant id or name");
+
+  std::string kind, group, member;
+  bool remove = false;
+  auto* group_cmd = app.add_subcommand("group", "user and device groups");
+  group_cmd->require_subcommand(1);
+  auto* group_add = group_cmd->add_subcommand("add", "add a group");
+  group_add->add_option("name", name)->required();
+  group_add->add_option("--kind", kind, "user or device")->required();
+  group_add->add_option("--tenant", tenant, "tenant id or name");
+  auto* group_member = group_cmd->add_subcommand("member",
+                                                 "add (or --remove) a member: a UPN "
+                                                 "or a DevId");
+  group_member->add_option("group", group)->required();
+  group_member->add_option("member", member)->required();
+  group_member->add_flag("--remove", remove);
+  group_member->add_option("--tenant", tenant, "tenant id or name");
+
+  std::string file, format = "chr", type = "text/plain";
+  std::vector<std::string> settings;
+  bool replace = false, add_verb = false;
+  auto* profile_cmd = app.add_subcommand("profile", "profiles of OMA-URI settings");
+  profile_cmd->require_subcommand(1);
+  auto* profile_add = profile_cmd->add_subcommand(
+      "add",
+      "add a profile from --file (JSON {\"settings\": [{\"uri\", \"value\", \"format\", "
+      "\"type\", \"verb\"} | {\"raw\": \"<Replace>...\"}]}) and/or --setting URI=VALUE");
+  profile_add->add_option("name", name)->required();
+  profile_add->add_option("--file", file, "JSON file with the settings");
+  profile_add->add_option("--setting", settings, "URI=VALUE (repeatable)");
+  profile_add->add_option("--format", format,
+                          "Meta Format of --setting values (chr, int, bool, "
+                          "xml, b64, node)");
+  profile_add->add_option("--type", type, "Meta Type of --setting values");
+  profile_add->add_flag("--add", add_verb, "send --setting values with Add (default Replace)");
+  profile_add->add_flag("--replace", replace, "replace an existing profile of that name");
+  profile_add->add_option("--tenant", tenant, "tenant id or name");
+
+  std::string profile;
+  bool exclude = false;
+  auto* assign = app.add_subcommand("assign",
+                                    "assign a profile to a group (include, or "
+                                    "--exclude; exclude wins)");
+  assign->add_option("profile", profile)->required();
+  assign->add_option("group", group)->required();
+  assign->add_flag("--exclude", exclude);
+  assign->add_flag("--remove", remove, "remove the assignment");
+  assign->add_option("--tenant", tenant, "tenant id or name");
+
+  std::string app_name;
+  bool revoke = false;
+  auto* consent = app.add_subcommand("consent", "tenant consent to the PIN reset Entra apps");
+  consent->add_option("--app", app_name, "service, client, both, or an app id")->required();
+  consent->add_flag("--revoke", revoke);
+  consent->add_option("--tenant", tenant, "tenant id or name");
+
+  bool as_json = false;
+  auto* report = app.add_subcommand("report",
+                                    "per device, user, profile and setting status "
+                                    "with CanReset");
+  report->add_flag("--json", as_json);
+  std::string device;
+  auto* device_report = app.add_subcommand("device-report", "the latest report XML of a device");
+  device_report->add_option("device", device)->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (dm::Status s = dm::InitLogging(log_level); !s.ok()) return Fail(s);
+  if (state_dir.empty()) {
+    return Fail(
+        dm::InvalidArgument("say where the state lives: --state-dir or "
+                            "$DMSERVER_STATE_DIR"));
+  }
+  options.state_dir = state_dir;
+  if (test_kdf) options.password_kdf = dm::crypto::ScryptParams::ForTests();
+
+  if (*init) {
+    if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
+    std::cout << "initialised " << state_dir << " (admin token in "
+              << dm::server::PathsFor(options.state_dir).admin_token.string() << ")\n";
+    return 0;
+  }
+  if (*serve) return Serve(options, port_file);
+  if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
+
+  if (*tenant_add) {
+    auto store = dm::server::OpenStore(options);
+    if (!store.ok()) return Fail(store.error());
+    auto lock = (*store)->Lock();
+    auto result = dm::server::RunAdmin(**store, "tenant.add",
+                                       json{{"name", name}, {"id", id}, {"federated", federated}});
+    if (!result.ok()) return Fail(result.error());
+    if (!token_file.empty()) {
+      std::ofstream out(token_file, std::ios::trunc);
+      out << result->at("enrollment_token").get<std::string>() << "\n";
+      out.close();
+      ::chmod(token_file.c_str(), 0600);
+      if (!out) return Fail(dm::IoError("cannot write " + token_file));
+    }
+    std::cout << result->dump(2) << "\n";
+    return 0;
+  }
+  if (tenant_cmd->got_subcommand("list")) return Admin(options, "tenant.list", json::object());
+  if (*user_add) {
+    json args{{"tenant", tenant}, {"upn", upn}};
+    std::string password = ReadSecretLine("Password: ");
+    std::string totp = ReadSecretLine("TOTP secret (base32, empty to generate): ");
+    args["password"] = password;
+    if (!totp.empty()) args["totp_secret"] = totp;
+    std::fill(password.begin(), password.end(), '\0');
+    std::fill(totp.begin(), totp.end(), '\0');
+    return Admin(options, "user.add", args);
+  }
+  if (*group_add) {
+    return Admin(options, "group.add", json{{"tenant", tenant}, {"name", name}, {"kind", kind}});
+  }
+  if (*group_member) {
+    return Admin(
+        options, "group.member",
+        json{{"tenant", tenant}, {"group", group}, {"member", member}, {"remove", remove}});
+  }
+  if (*profile_add) {
+    json args{{"tenant", tenant}, {"name", name}, {"replace", replace}};
+    json list = json::array();
+    if (!file.empty()) {
+      std::ifstream in(file);
+      json doc = json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (doc.is_discarded() || !doc.is_object() || !doc.contains("settings")) {
+        return Fail(dm::InvalidArgument(file + " is not JSON with a \"settings\" array"));
+      }
+      list = doc.at("settings");
+    }
+    for (const std::string& s : settings) {
+      size_t eq = s.find('=');
+      if (eq == std::string::npos) return Fail(dm::InvalidArgument("--setting wants URI=VALUE"));
+      list.push_back(json{{"uri", s.substr(0, eq)},
+                          {"value", s.substr(eq + 1)},
+                          {"format", format},
+                          {"type", type},
+                          {"verb", add_verb ? "Add" : "Replace"}});
+    }
+    args["settings"] = list;
+    return Admin(options, "profile.add", args);
+  }
+  if (*assign) {
+    return Admin(options, "assign",
+                 json{{"tenant", tenant},
+                      {"profile", profile},
+                      {"group", group},
+                      {"mode", exclude ? "exclude" : "include"},
+                      {"remove", remove}});
+  }
+  if (*consent) {
+    std::vector<std::string> apps = {app_name};
+    if (app_name == "both") apps = {"service", "client"};
+    for (const std::string& a : apps) {
+      int rc = Admin(options, "consent", json{{"tenant", tenant}, {"app", a}, {"granted", !revoke}},
+                     /*print=*/a == apps.back());
+      if (rc != 0) return rc;
+    }
+    return 0;
+  }
+  if (*report) {
+    auto store = dm::server::OpenStore(options);
+    if (!store.ok()) return Fail(store.error());
+    auto lock = (*store)->Lock();
+    auto result = dm::server::BuildReport(**store);
+    if (!result.ok()) return Fail(result.error());
+    std::cout << (as_json ? result->dump(2) + "\n" : dm::server::FormatReportTable(*result));
+    return 0;
+  }
+  if (*device_report) {
+    auto store = dm::server::OpenStore(options);
+    if (!store.ok()) return Fail(store.error());
+    auto lock = (*store)->Lock();
+    auto xml = dm::server::LatestDeviceReport(**store, device);
+    if (!xml.ok()) return Fail(xml.error());
+    std::cout << *xml << "\n";
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,496 @@
+#include "samples/server/server.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+#include "base/pki.h"
+#include "samples/server/admin.h"
+#include "samples/server/management.h"
+#include "samples/server/server_internal.h"
+#include "storage/state_dir.h"
+
+namespace dm::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using transport::HttpRequest;
+using transport::HttpResponse;
+
+Status WriteFile(const fs::path& path, std::string_view content, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return IoError("cannot create " + path.string());
+  // The mode of an existing file is not changed by open(): make sure of it.
+  bool ok = ::fchmod(fd, mode) == 0;
+  size_t done = 0;
+  while (ok && done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  ok = ::fsync(fd) == 0 && ok;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) return IoError("cannot write " + path.string());
+  return Status::Ok();
+}
+
+Result<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path.string());
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+Result<SecretBytes> ReadSecretFile(const fs::path& path) {
+  DM_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  SecretBytes secret(text);
+  OPENSSL_cleanse(text.data(), text.size());
+  return secret;
+}
+
+bool IsIpAddress(std::string_view host) {
+  if (host.find(':') != std::string_view::npos) return true;  // IPv6
+  return !host.empty() && std::all_of(host.begin(), host.end(),
+                                      [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Host header without the port, lower case.
+std::string RequestHost(const HttpRequest& request) {
+  std::string host = request.Header("Host").value_or("");
+  if (!host.empty() && host.front() == '[') {
+    size_t end = host.find(']');
+    return Lower(host.substr(1, end == std::string::npos ? std::string::npos : end - 1));
+  }
+  size_t colon = host.find(':');
+  return Lower(host.substr(0, colon));
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+Result<std::string> Sha256Hex(std::string_view text) {
+  DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(text)));
+  return crypto::HexEncode(digest);
+}
+
+}  // namespace
+
+// ---- helpers shared by the handlers ----
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.headers = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+  r.body = body.dump(2) + "\n";
+  return r;
+}
+
+HttpResponse JsonError(int status, std::string_view error, std::string_view message) {
+  return JsonResponse(status, json{{"error", error}, {"message", message}});
+}
+
+int HttpStatusFor(const Status& status) {
+  switch (status.code()) {
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kPermissionDenied:
+      return 403;
+    case Code::kNotFound:
+      return 404;
+    case Code::kAlreadyExists:
+      return 409;
+    case Code::kFailedPrecondition:
+      return 412;
+    default:
+      return 500;
+  }
+}
+
+HttpResponse StatusError(const Status& status) {
+  const int code = HttpStatusFor(status);
+  if (code == 500) spdlog::error("request failed: {}", status.ToString());
+  return JsonError(code, CodeName(status.code()),
+                   code == 500 ? "internal error (see the server log)" : status.message());
+}
+
+HttpResponse HtmlResponse(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.headers = {{"Content-Type", "text/html; charset=utf-8"}, {"Cache-Control", "no-store"}};
+  r.body = std::move(body);
+  return r;
+}
+
+std::map<std::string, std::string> ParseForm(std::string_view text) {
+  auto decode = [](std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        out.push_back(' ');
+      } else if (s[i] == '%' && i + 2 < s.size() &&
+                 std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+                 std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+        i += 2;
+      } else {
+        out.push_back(s[i]);
+      }
+    }
+    return out;
+  };
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('&', start);
+    std::string_view pair = text.substr(start, end == std::string_view::npos ? end : end - start);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      out[decode(pair.substr(0, eq))] =
+          eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1));
+    }
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string UrlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '@') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<Device> DeviceOfPeer(Store& store, const transport::PeerInfo& peer) {
+  if (!peer.has_client_cert) return PermissionDenied("no client certificate");
+  DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(peer.client_cert_pem));
+  DM_ASSIGN_OR_RETURN(std::optional<Device> device, store.FindDevice(info.subject_cn));
+  if (!device || !device->enrolled || device->cert_serial != info.serial_hex) {
+    return PermissionDenied("the client certificate does not belong to an enrolled device");
+  }
+  return *device;
+}
+
+// ---- state directory ----
+
+StatePaths PathsFor(const fs::path& dir) {
+  return StatePaths{.database = dir / "server.db",
+                    .ca_cert = dir / "ca.pem",
+                    .ca_key = dir / "ca-key.pem",
+                    .server_cert = dir / "server.pem",
+                    .server_key = dir / "server-key.pem",
+                    .pin_reset_key = dir / "pin-reset-key.pem",
+                    .admin_token = dir / "admin-token"};
+}
+
+Status InitState(const ServerOptions& options) {
+  if (options.state_dir.empty()) return InvalidArgument("no state directory given");
+  DM_RETURN_IF_ERROR(storage::PrepareStateDir(options.state_dir));
+  const StatePaths paths = PathsFor(options.state_dir);
+  if (!fs::exists(paths.ca_cert) || !fs::exists(paths.ca_key)) {
+    DM_ASSIGN_OR_RETURN(pki::CertificateAuthority ca,
+                        pki::CreateCa("dmserver CA", options.clock->Now() - std::chrono::hours(1),
+                                      std::chrono::hours(24 * 365 * 10)));
+    DM_RETURN_IF_ERROR(WriteFile(paths.ca_key, ca.key_pem.view(), 0600));
+    DM_RETURN_IF_ERROR(WriteFile(paths.ca_cert, ca.cert_pem, 0644));
+    spdlog::info("created the server CA in {}", options.state_dir.string());
+  }
+  if (!fs::exists(paths.pin_reset_key)) {
+    DM_ASSIGN_OR_RETURN(SecretBytes key, crypto::GenerateRsaPrivateKey(options.pin_reset_rsa_bits));
+    DM_RETURN_IF_ERROR(WriteFile(paths.pin_reset_key, key.view(), 0600));
+  }
+  if (!fs::exists(paths.admin_token)) {
+    DM_ASSIGN_OR_RETURN(SecretBytes raw, options.random->Secret(32));
+    std::string token = crypto::HexEncode(raw.span());
+    Status s = WriteFile(paths.admin_token, token + "\n", 0600);
+    OPENSSL_cleanse(token.data(), token.size());
+    DM_RETURN_IF_ERROR(s);
+  }
+  return OpenStore(options).status();
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const ServerOptions& options) {
+  return Store::Open(
+      PathsFor(options.state_dir).database,
+      Store::Options{
+          .clock = options.clock, .random = options.random, .password_kdf = options.password_kdf});
+}
+
+// ---- the server ----
+
+class DmServer::Impl {
+ public:
+  ServerOptions options;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ManagementService> management;
+  pki::CertificateAuthority ca;
+  SecretBytes pin_reset_key;
+  std::string pin_reset_public_key;
+  std::string admin_token_sha256;
+  std::unique_ptr<transport::HttpsServer> https;
+  // Set once the port is known (after the listener started): requests that race the start
+  // get 503.
+  std::unique_ptr<ServerContext> ctx_owner;
+  std::atomic<ServerContext*> ctx{nullptr};
+
+  HttpResponse Route(const HttpRequest& request, const transport::PeerInfo& peer);
+  HttpResponse Admin(const HttpRequest& request, std::string_view path);
+};
+
+namespace {
+// The constant-time check of "Authorization: Bearer <token>" against the token's digest.
+bool BearerMatches(const HttpRequest& request, const std::string& expected_sha256) {
+  std::string header = request.Header("Authorization").value_or("");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
+    return false;
+  }
+  auto digest = Sha256Hex(std::string_view(header).substr(kBearer.size()));
+  OPENSSL_cleanse(header.data(), header.size());
+  return digest.ok() && digest->size() == expected_sha256.size() &&
+         CRYPTO_memcmp(digest->data(), expected_sha256.data(), expected_sha256.size()) == 0;
+}
+}  // namespace
+
+HttpResponse DmServer::Impl::Admin(const HttpRequest& request, std::string_view path) {
+  if (!BearerMatches(request, admin_token_sha256)) {
+    HttpResponse r = JsonError(401, "unauthorized", "a valid admin bearer token is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"dmserver-admin\"");
+    return r;
+  }
+  std::string op(path);
+  json args = json::object();
+  if (request.method == "GET") {
+    if (op != "report" && op != "tenant.list" && op != "device.report") {
+      return JsonError(405, "method_not_allowed", "use POST for " + op);
+    }
+    // GET /admin/v1/device.report?device=ID
+    size_t q = request.target.find('?');
+    if (q != std::string::npos) {
+      for (const auto& [k, v] : ParseForm(std::string_view(request.target).substr(q + 1))) {
+        args[k] = v;
+      }
+    }
+  } else if (request.method == "POST") {
+    if (!request.body.empty()) {
+      args = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+      if (args.is_discarded()) return JsonError(400, "invalid_request", "the body is not JSON");
+    }
+  } else {
+    return JsonError(405, "method_not_allowed", "use GET or POST");
+  }
+  auto lock = store->Lock();
+  auto result = RunAdmin(*store, op, args);
+  if (!result.ok()) return StatusError(result.error());
+  return JsonResponse(200, *result);
+}
+
+HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::PeerInfo& peer) {
+  std::string_view target = request.target;
+  size_t q = target.find('?');
+  const std::string_view path = target.substr(0, q);
+  const std::string_view query =
+      q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  ServerContext* context = ctx.load();
+  if (!context) return JsonError(503, "unavailable", "the server is starting");
+
+  // The federated IdP answers on its own host name and nothing else does there.
+  if (!options.idp_host.empty() && RequestHost(request) == Lower(options.idp_host)) {
+    if (path == "/adfs/ls/" || path == "/adfs/ls") {
+      if (get || post) return HandleSignIn(*context, request, query, /*federated=*/true);
+      return JsonError(405, "method_not_allowed", "use GET or POST");
+    }
+    return JsonError(404, "not_found", "the IdP host serves /adfs/ls/ only");
+  }
+
+  if (path == "/ManagementServer/MDM.svc") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    if (!peer.has_client_cert) {
+      return JsonError(401, "client_certificate_required",
+                       "the management endpoint needs the device's client certificate");
+    }
+    auto info = pki::ParseCertificate(peer.client_cert_pem);
+    if (!info.ok()) return JsonError(403, "forbidden", "unreadable client certificate");
+    ManagementReply reply = management->Handle(info->subject_cn, info->serial_hex, request.body);
+    HttpResponse r;
+    r.status = reply.http_status;
+    r.headers = {{"Content-Type", kSyncMLContentType}};
+    r.body = std::move(reply.body);
+    return r;
+  }
+  if (path == "/EnrollmentServer/enroll") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    return HandleEnroll(*context, request);
+  }
+  if (path == "/PinReset/publickey") {
+    if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
+    return HandlePinResetPublicKey(*context);
+  }
+  if (path == "/PinReset/recover") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    return HandlePinResetRecover(*context, request, peer);
+  }
+  if (path == "/federation/login") {
+    if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
+    return HandleFederationLogin(*context, query);
+  }
+  if (path == "/login") {
+    if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
+    return HandleSignIn(*context, request, query, /*federated=*/false);
+  }
+  constexpr std::string_view kAdmin = "/admin/v1/";
+  if (path.substr(0, kAdmin.size()) == kAdmin) return Admin(request, path.substr(kAdmin.size()));
+  return JsonError(404, "not_found", "no such endpoint");
+}
+
+DmServer::DmServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DmServer::~DmServer() { Stop(); }
+
+Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
+  if (options.public_host.empty()) options.public_host = options.listen_address;
+  DM_RETURN_IF_ERROR(InitState(options));
+  auto impl = std::make_unique<Impl>();
+  const StatePaths paths = PathsFor(options.state_dir);
+  DM_ASSIGN_OR_RETURN(impl->ca.cert_pem, ReadFile(paths.ca_cert));
+  DM_ASSIGN_OR_RETURN(impl->ca.key_pem, ReadSecretFile(paths.ca_key));
+  DM_ASSIGN_OR_RETURN(impl->pin_reset_key, ReadSecretFile(paths.pin_reset_key));
+  DM_ASSIGN_OR_RETURN(impl->pin_reset_public_key, crypto::PublicKeyPem(impl->pin_reset_key));
+  {
+    DM_ASSIGN_OR_RETURN(SecretBytes token, ReadSecretFile(paths.admin_token));
+    std::string_view t = token.view();
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+    if (t.empty()) return FailedPrecondition(paths.admin_token.string() + " is empty");
+    DM_ASSIGN_OR_RETURN(impl->admin_token_sha256, Sha256Hex(t));
+  }
+  DM_ASSIGN_OR_RETURN(impl->store, OpenStore(options));
+  impl->management = std::make_unique<ManagementService>(*impl->store);
+
+  // The TLS server certificate, for every name the server answers to.
+  pki::IssueOptions issue;
+  issue.common_name = options.public_host;
+  issue.not_before = options.clock->Now() - std::chrono::hours(1);
+  issue.validity = std::chrono::hours(24 * 90);
+  issue.server_auth = true;
+  std::vector<std::string> names = {"127.0.0.1", "localhost", options.listen_address,
+                                    options.public_host, options.idp_host};
+  names.insert(names.end(), options.extra_names.begin(), options.extra_names.end());
+  for (const std::string& n : names) {
+    if (n.empty() || n == "0.0.0.0" || n == "::") continue;
+    auto& list = IsIpAddress(n) ? issue.ip_addresses : issue.dns_names;
+    if (std::find(list.begin(), list.end(), n) == list.end()) list.push_back(n);
+  }
+  DM_ASSIGN_OR_RETURN(pki::KeyPair server_key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
+  DM_ASSIGN_OR_RETURN(std::string server_cert,
+                      pki::IssueForPublicKey(impl->ca, server_key.public_pem, issue));
+  DM_RETURN_IF_ERROR(WriteFile(paths.server_key, server_key.private_pem.view(), 0600));
+  DM_RETURN_IF_ERROR(WriteFile(paths.server_cert, server_cert, 0644));
+
+  transport::HttpsServerOptions https;
+  https.address = options.listen_address;
+  https.port = options.port;
+  https.cert_chain_pem = server_cert + impl->ca.cert_pem;
+  https.key_pem = std::move(server_key.private_pem);
+  // Enrollment and discovery come before a device has a certificate; the endpoints that need
+  // one check it themselves.
+  https.client_cert_mode = transport::ClientCertMode::kOptional;
+  https.client_ca_pem = impl->ca.cert_pem;
+  https.threads = options.threads;
+  https.server_name = "dmserver/0.1";
+  impl->options = options;
+  Impl* raw = impl.get();
+  auto server = std::unique_ptr<DmServer>(new DmServer(std::move(impl)));
+  DM_ASSIGN_OR_RETURN(raw->https, transport::HttpsServer::Start(
+                                      std::move(https), [raw](const HttpRequest& request,
+                                                              const transport::PeerInfo& peer) {
+                                        return raw->Route(request, peer);
+                                      }));
+  const std::string port = std::to_string(raw->https->port());
+  raw->ctx_owner = std::make_unique<ServerContext>(
+      ServerContext{.store = *raw->store,
+                    .management = *raw->management,
+                    .ca = raw->ca,
+                    .pin_reset_key = raw->pin_reset_key,
+                    .pin_reset_public_key = raw->pin_reset_public_key,
+                    .base_url = "https://" + UrlHost(options.public_host) + ":" + port,
+                    .idp_base_url = "https://" + UrlHost(options.idp_host) + ":" + port,
+                    .device_cert_validity = options.device_cert_validity});
+  raw->ctx.store(raw->ctx_owner.get());
+  spdlog::info("dmserver listening on {}:{} (public {}, IdP {})", options.listen_address, port,
+               raw->ctx_owner->base_url, raw->ctx_owner->idp_base_url);
+  return server;
+}
+
+uint16_t DmServer::port() const { return impl_->https ? impl_->https->port() : 0; }
+std::string DmServer::BaseUrl() const { return impl_->ctx_owner->base_url; }
+std::string DmServer::IdpBaseUrl() const { return impl_->ctx_owner->idp_base_url; }
+const std::string& DmServer::ca_cert_pem() const { return impl_->ca.cert_pem; }
+Store& DmServer::store() { return *impl_->store; }
+
+HttpResponse DmServer::Handle(const HttpRequest& request, const transport::PeerInfo& peer) {
+  return impl_->Route(request, peer);
+}
+
+void DmServer::Stop() {
+  if (impl_ && impl_->https) impl_->https->Stop();
+}
+
+}  // namespace dm::server

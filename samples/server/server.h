@@ -1,0 +1,98 @@
+// dmserver: the reference Intune-like server on HTTPS (agent/transport's HttpsServer).
+//
+// State directory (--state-dir, 0700):
+//   server.db          the server database (store.h)
+//   ca.pem, ca-key.pem the server's own CA (created on first start; key 0600): issues the TLS
+//                      server certificate and the devices' client certificates
+//   server.pem, server-key.pem  TLS server certificate (re-issued at every start for
+//                      127.0.0.1, localhost, the public host, the IdP host)
+//   pin-reset-key.pem  the PIN reset service's RSA key (0600)
+//   admin-token        bearer token of the admin API (0600)
+//
+// Endpoints (JSON unless noted; errors are {"error": code, "message": text}):
+//   POST /EnrollmentServer/enroll         enrollment (no client certificate needed)
+//   POST /ManagementServer/MDM.svc        OMA-DM SyncML; mutual TLS required
+//   GET|POST /PinReset/publickey          the PIN reset service's public key
+//   POST /PinReset/recover                protector recovery; mutual TLS required
+//   GET|POST /federation/login?upn=U      where U signs in (managed or federated IdP)
+//   GET|POST /login                       managed sign-in page (HTML form / form POST)
+//   Host idp.<...> only: GET|POST /adfs/ls/  the federated IdP's sign-in page
+//   POST /admin/v1/<op>, GET /admin/v1/report   admin API, Authorization: Bearer <admin-token>
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/transport/http_types.h"
+#include "agent/transport/https_server.h"
+#include "base/clock.h"
+#include "base/crypto.h"
+#include "base/status.h"
+#include "samples/server/store.h"
+
+namespace dm::server {
+
+struct ServerOptions {
+  std::filesystem::path state_dir;
+  std::string listen_address = "127.0.0.1";
+  uint16_t port = 0;
+  // Host name in the URLs the server hands out (management, PIN reset); default: the listen
+  // address. Always in the server certificate, with 127.0.0.1 and localhost.
+  std::string public_host;
+  // The federated IdP's host name: requests with this Host get only the IdP's pages.
+  std::string idp_host = "idp.fabrikam.test";
+  std::vector<std::string> extra_names;  // more subjectAltNames for the server certificate
+
+  const Clock* clock = &Clock::System();
+  crypto::Random* random = &crypto::OsRandom();
+  crypto::ScryptParams password_kdf = crypto::ScryptParams::Strong();
+  int pin_reset_rsa_bits = 3072;
+  std::chrono::seconds device_cert_validity = std::chrono::hours(24 * 365);
+  int threads = 2;
+};
+
+struct StatePaths {
+  std::filesystem::path database, ca_cert, ca_key, server_cert, server_key, pin_reset_key,
+      admin_token;
+};
+StatePaths PathsFor(const std::filesystem::path& state_dir);
+
+// Creates whatever is missing in the state directory (directory, CA, PIN reset key, admin
+// token, database) and leaves what exists alone.
+Status InitState(const ServerOptions& options);
+// Opens the server database of an initialised state directory (for the admin CLI).
+Result<std::unique_ptr<Store>> OpenStore(const ServerOptions& options);
+
+class DmServer {
+ public:
+  // InitState, then listen.
+  static Result<std::unique_ptr<DmServer>> Start(ServerOptions options);
+  ~DmServer();
+
+  uint16_t port() const;
+  // "https://<public host>:<port>"
+  std::string BaseUrl() const;
+  std::string IdpBaseUrl() const;
+  const std::string& ca_cert_pem() const;
+  Store& store();
+
+  // The request router (what the HTTPS server calls); public so tests can reach Host-based
+  // routes without name resolution.
+  transport::HttpResponse Handle(const transport::HttpRequest& request,
+                                 const transport::PeerInfo& peer);
+
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit DmServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dm::server
