@@ -77,6 +77,48 @@ CREATE TABLE container_reset (
   new_thumbprint TEXT NOT NULL
 );
 CREATE INDEX container_reset_by_user ON container_reset (user, id);
+-- security keys (FIDO2)
+-- Software CTAP2 authenticators (container/security_key.h). Nothing here is a secret in clear:
+-- sealed_secret is the key's random authenticator secret, AES-GCM under the device key file
+-- (state dir, security-keys.key, not in this database); sealed_pin (NULL = no PIN) is a salted
+-- PIN verifier, never the PIN, and sealed_private_key a credential key, both under that
+-- authenticator secret. pin_retries, power_up_failures and powered_up_at_ms are the
+-- authenticator's counters, persisted because the simulated key outlives one process.
+CREATE TABLE security_key (
+  key_id            TEXT PRIMARY KEY,
+  user              TEXT NOT NULL,
+  label             TEXT NOT NULL,
+  created_at        INTEGER NOT NULL,
+  sealed_secret     BLOB NOT NULL,
+  sealed_pin        BLOB,
+  min_pin_length    INTEGER NOT NULL DEFAULT 4,
+  force_pin_change  INTEGER NOT NULL DEFAULT 0,
+  pin_retries       INTEGER NOT NULL DEFAULT 8,
+  power_up_failures INTEGER NOT NULL DEFAULT 0,
+  powered_up_at_ms  INTEGER NOT NULL,
+  pin_set_at        INTEGER
+);
+CREATE INDEX security_key_by_user ON security_key (user, created_at);
+CREATE TABLE security_key_credential (
+  credential_id      TEXT PRIMARY KEY,
+  key_id             TEXT NOT NULL REFERENCES security_key (key_id),
+  rp_id              TEXT NOT NULL,
+  user_name          TEXT NOT NULL,
+  public_key_pem     TEXT NOT NULL,
+  sealed_private_key BLOB NOT NULL,
+  sign_count         INTEGER NOT NULL DEFAULT 0,
+  created_at         INTEGER NOT NULL
+);
+CREATE INDEX security_key_credential_by_rp ON security_key_credential (key_id, rp_id);
+-- Every authenticatorReset (it deletes the key's credentials), kept for the record.
+CREATE TABLE security_key_reset (
+  id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_id              TEXT NOT NULL,
+  user                TEXT NOT NULL,
+  at                  INTEGER NOT NULL,
+  credentials_deleted INTEGER NOT NULL
+);
+CREATE INDEX security_key_reset_by_key ON security_key_reset (key_id, id);
 
 -- ---- policy ----
 -- Desired values per source ('MDM', 'LocalAdmin') and scope ('device', 'user' + user name),
