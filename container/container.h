@@ -29,15 +29,17 @@ namespace dm::container {
 // is NOT the same as 0: not configured means digits required and uppercase, lowercase and
 // special characters not allowed; an explicit 0 means "allowed".
 struct PinComplexity {
-  std::optional<int> minimum_length;   // 4..127, default 4
-  std::optional<int> maximum_length;   // 4..127, default 127; inconsistent pair -> 4/127
-  std::optional<int> uppercase;        // 0 allow, 1 require at least one, 2 disallow
-  std::optional<int> lowercase;        // same
-  std::optional<int> special;          // same; the special set is ! " # $ % & ' ( ) * + , - . /
-                                       // : ; < = > ? @ [ \ ] ^ _ ` { | } ~
-  std::optional<int> digits;           // same
-  std::optional<int> history;          // 0..50, 0 = none; the current PIN counts
-  std::optional<int> expiration_days;  // 0..730, 0 = never
+  // 4..127; defaults 4 and 127; an inconsistent pair (min >= max) falls back to 4/127.
+  std::optional<int> minimum_length = std::nullopt;
+  std::optional<int> maximum_length = std::nullopt;
+  // Character classes: 0 allow, 1 require at least one, 2 disallow. Special characters are
+  // ! " # $ % & ' ( ) * + , - . / : ; < = > ? @ [ \ ] ^ _ ` { | } ~ (no space).
+  std::optional<int> uppercase = std::nullopt;
+  std::optional<int> lowercase = std::nullopt;
+  std::optional<int> special = std::nullopt;
+  std::optional<int> digits = std::nullopt;
+  std::optional<int> history = std::nullopt;          // 0..50, 0 = none; the current PIN counts
+  std::optional<int> expiration_days = std::nullopt;  // 0..730, 0 = never
   friend bool operator==(const PinComplexity&, const PinComplexity&) = default;
 };
 
@@ -69,7 +71,7 @@ struct AppliedPolicy {
   bool hello_enabled = true;             // Policies/UsePassportForWork (DDF default true)
   bool pin_recovery_enabled = false;     // Policies/EnablePinRecovery
   bool require_security_device = false;  // Policies/RequireSecurityDevice
-  PinComplexity complexity;
+  PinComplexity complexity = {};
   friend bool operator==(const AppliedPolicy&, const AppliedPolicy&) = default;
 };
 
@@ -98,8 +100,8 @@ class LocalCaIssuer final : public CertificateIssuer {
 // ---------------------------------------------------------------------------------------------
 // The identity side of a reset: the user proves who they are (password + one-time code).
 struct ResetCredentials {
-  SecretBytes password;
-  std::string otp_code;  // 6-digit TOTP
+  SecretBytes password = {};
+  std::string otp_code = {};  // 6-digit TOTP
 };
 
 class UserAuthenticator {
@@ -126,7 +128,7 @@ class PinResetService : public UserAuthenticator {
 // bare hosts or https URLs). Returns the normalised (lower-case) hosts, or InvalidArgument naming
 // the bad entry. An empty value is an empty list (nothing allowed).
 struct AllowedHost {
-  std::string host;
+  std::string host = {};
   int port = 443;
   friend bool operator==(const AllowedHost&, const AllowedHost&) = default;
 };
