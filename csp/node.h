@@ -74,6 +74,9 @@ struct NodeDef {
   bool empty_deletes = false;
   // A value rule beyond the format (range, pattern). InvalidArgument -> 400.
   std::function<Status(const NodeAddress&, std::string_view value)> validate;
+  // Validates and returns the value's canonical form (what is stored and compared when a
+  // re-sent Add is checked for "same value"); runs after validate. InvalidArgument -> 400.
+  std::function<Result<std::string>(const NodeAddress&, std::string_view value)> normalize;
 
   // kExternal leaves.
   std::function<Result<std::optional<std::string>>(const NodeAddress&)> read;

@@ -85,6 +85,11 @@ Status NodeStore::RemoveSubtree(const NodeKey& key) {
       Sv(UpperBound(key.path)));
 }
 
+Status NodeStore::RemoveMatchingExcept(const NodeKey& key, std::string_view pattern) {
+  return db_.Run("DELETE FROM csp_nodes WHERE scope = ? AND user = ? AND path GLOB ? AND path <> ?",
+                 ScopeText(key.scope), Sv(key.user), pattern, Sv(key.path));
+}
+
 Result<std::vector<std::string>> NodeStore::ChildNames(const NodeKey& key) const {
   DM_ASSIGN_OR_RETURN(auto st, db_.Prepare("SELECT path FROM csp_nodes WHERE scope = ? AND "
                                            "user = ? AND parent = ? ORDER BY path"));

@@ -45,6 +45,9 @@ class NodeStore {
   // The node itself and every descendant, parents before children.
   Result<std::vector<NodeRow>> Subtree(const NodeKey& key) const;
   Status RemoveSubtree(const NodeKey& key);
+  // Removes the rows in key.scope/key.user whose path matches the SQLite GLOB `pattern`,
+  // except key.path itself.
+  Status RemoveMatchingExcept(const NodeKey& key, std::string_view pattern);
   // Decoded names of the direct children, in name order.
   Result<std::vector<std::string>> ChildNames(const NodeKey& key) const;
 

@@ -410,6 +410,11 @@ OpResult Tree::CheckLeafValue(const Resolved& r, const NodeValue& value,
     Status s = d.validate(r.Address(), canonical);
     if (!s.ok()) return Fail(StatusCodeFor(s), s.message());
   }
+  if (d.normalize) {
+    auto n = d.normalize(r.Address(), canonical);
+    if (!n) return Fail(StatusCodeFor(n.error()), n.error().message());
+    canonical = std::move(*n);
+  }
   return {};
 }
 
