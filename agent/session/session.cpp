@@ -193,12 +193,14 @@ Result<std::string> Session::Start(const SessionStart& start) {
     item.meta->format = a.format;
     item.meta->mark = a.mark;
     item.data = syncml::Data(a.data);
+    alert_cmd_ids_.push_back(std::to_string(id));
     msg.commands.push_back(
         syncml::MakeAlert(std::to_string(id++), syncml::alert::kGenericAlert, {item}));
   }
   msg.commands.push_back(
       syncml::MakeCommand(CommandType::kReplace, std::to_string(id++), std::move(devinfo)));
   msg.final = true;
+  alert_statuses_.assign(alert_cmd_ids_.size(), std::nullopt);
   started_ = true;
   ++next_msg_id_;
   spdlog::info("OMA-DM session {} started ({} generic alerts)", session_id_, start.alerts.size());
@@ -283,6 +285,12 @@ Result<std::optional<std::string>> Session::Process(std::string_view server_mess
       // Statuses get no Status back. Only a few of them change what we do.
       const std::optional<int> code = ParseCode(c.data);
       if (!code) continue;
+      if (c.cmd == "Alert" && (c.msg_ref.empty() || c.msg_ref == "1")) {
+        // An answer to one of package 1's generic alerts (MsgRef absent means 1).
+        for (size_t i = 0; i < alert_cmd_ids_.size(); ++i) {
+          if (alert_cmd_ids_[i] == c.cmd_ref) alert_statuses_[i] = *code;
+        }
+      }
       if (c.cmd_ref == "0" && c.cmd == "SyncHdr" &&
           (*code == st::kInvalidCredentials || *code == st::kMissingCredentials)) {
         m.auth_code = *code;

@@ -102,6 +102,10 @@ class Session {
   const std::optional<std::string>& resp_uri() const { return resp_uri_; }
   // Outcomes of the commands of the last processed server message, in request order.
   const std::vector<CommandOutcome>& last_outcomes() const { return outcomes_; }
+  // The server's Status code for each generic alert of package 1 (same order as
+  // SessionStart::alerts); nullopt while the server has not answered it. An outbox deletes an
+  // alert only on a 2xx here.
+  const std::vector<std::optional<int>>& generic_alert_statuses() const { return alert_statuses_; }
 
  private:
   struct MessageState;
@@ -156,6 +160,8 @@ class Session {
   std::deque<OutCommand> out_statuses_;  // sent before out_other_
   std::deque<OutCommand> out_other_;     // our Alerts and Results
   std::vector<CommandOutcome> outcomes_;
+  std::vector<std::string> alert_cmd_ids_;  // CmdIDs of package 1's 1226 alerts
+  std::vector<std::optional<int>> alert_statuses_;
 };
 
 }  // namespace dm::agent

@@ -283,6 +283,31 @@ TEST_F(SessionTest, Package1NeedsDevInfo) {
   EXPECT_NE(p1.error().message().find("./DevInfo/Mod"), std::string::npos);
 }
 
+TEST_F(SessionTest, ServerStatusesForGenericAlertsAreReported) {
+  SessionStart start;
+  start.alerts.push_back({"com.example.a", "chr", {}, {}, "1"});
+  start.alerts.push_back({"com.example.b", "int", "critical", "./Vendor/MSFT/X", "2"});
+  start.alerts.push_back({"com.example.c", "chr", {}, {}, "3"});
+  Session s(*tree_, *db_, options_);
+  Result<std::string> p1 = s.Start(start);
+  ASSERT_TRUE(p1.ok());
+  const syncml::Message m = *syncml::Decode(*p1);
+  ASSERT_EQ(m.commands.size(), 6u);  // 1201, 1224, three 1226, Replace
+  EXPECT_EQ(m.commands[3].cmd_id, "5");
+  EXPECT_EQ(m.commands[3].items.at(0).meta->mark, "critical");
+  EXPECT_EQ(m.commands[3].items.at(0).source->loc_uri, "./Vendor/MSFT/X");
+  EXPECT_EQ(s.generic_alert_statuses(),
+            (std::vector<std::optional<int>>{std::nullopt, std::nullopt, std::nullopt}));
+  auto status = [](const char* ref, const char* code) {
+    return std::string("<Status><CmdID>9</CmdID><MsgRef>1</MsgRef><CmdRef>") + ref +
+           "</CmdRef><Cmd>Alert</Cmd><Data>" + code + "</Data></Status>";
+  };
+  Result<std::optional<std::string>> r =
+      s.Process(ServerMsg(status("4", "200") + status("5", "500")));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(s.generic_alert_statuses(), (std::vector<std::optional<int>>{200, 500, std::nullopt}));
+}
+
 TEST_F(SessionTest, SessionIdWrapsAfter9999) {
   ASSERT_TRUE(db_->Run("INSERT INTO agent_session (id, last_session_id) VALUES (1, 9999)").ok());
   EXPECT_EQ(Started()->session_id(), "1");
