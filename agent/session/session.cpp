@@ -297,6 +297,12 @@ Result<std::optional<std::string>> Session::Process(std::string_view server_mess
         m.stop = true;
       } else if (*code == st::kCancelled) {
         m.stop = true;  // 214: the server processes nothing more in this session
+      } else if (c.cmd == "Results" && !csp::IsSuccess(*code) && last_chunk_ &&
+                 c.cmd_ref == last_chunk_->second &&
+                 (c.msg_ref.empty() || c.msg_ref == last_chunk_->first)) {
+        // The server refused a chunk of the large object we are sending: the rest is moot.
+        std::erase_if(out_other_, [](const OutCommand& o) { return o.continuation; });
+        last_chunk_.reset();
       } else if (c.cmd == "Alert" || c.cmd == "Results" || !csp::IsSuccess(*code)) {
         spdlog::debug("server status {} for our {} {}", *code, c.cmd, c.cmd_ref);
       }
@@ -323,7 +329,10 @@ Result<std::optional<std::string>> Session::Process(std::string_view server_mess
                  m.abort ? "Alert 1223" : "Status 214");
     return std::optional<std::string>();
   }
-  DM_RETURN_IF_ERROR(tx.Commit());  // durable before anything is answered (decision 1)
+  if (Status committed = tx.Commit(); !committed.ok()) {
+    over_ = true;  // nothing can be answered for a message that is not durable
+    return committed.WithContext("commit server message");
+  }  // durable before anything is answered (decision 1)
   tree_.OnCommitted();
 
   for (MessageState::Answer& a : m.answers) {
@@ -753,6 +762,7 @@ std::optional<std::string> Session::Emit(std::optional<Command> header_status,
         msg.commands.push_back(std::move(out.cmd));
         queue->pop_front();
       } else if (out.cmd.type == CommandType::kResults && FillChunk(out, room(), alone, &chunk)) {
+        last_chunk_.emplace(msg.header.msg_id, chunk.cmd_id);
         msg.commands.push_back(std::move(chunk));
         full = true;  // a chunk ends its message
       } else if (alone) {

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "agent/syncml/codec.h"
@@ -159,6 +160,8 @@ class Session {
   std::optional<IncomingObject> incoming_;
   std::deque<OutCommand> out_statuses_;  // sent before out_other_
   std::deque<OutCommand> out_other_;     // our Alerts and Results
+  // (MsgID, CmdID) of the large-object chunk we sent last, to match the server's Status.
+  std::optional<std::pair<std::string, std::string>> last_chunk_;
   std::vector<CommandOutcome> outcomes_;
   std::vector<std::string> alert_cmd_ids_;  // CmdIDs of package 1's 1226 alerts
   std::vector<std::optional<int>> alert_statuses_;

@@ -809,6 +809,27 @@ TEST_F(SessionTest, LargeResultsAreChunkedUnderTheServersMaxMsgSize) {
   EXPECT_FALSE(end->has_value());
 }
 
+TEST_F(SessionTest, ServerRefusingAChunkStopsTheLargeObject) {
+  tree_->Set("./Vendor/MSFT/Big", std::string(5000, 'q'));
+  auto s = Started();
+  const std::string meta = "<Meta><MaxMsgSize xmlns=\"syncml:metinf\">1500</MaxMsgSize></Meta>";
+  const syncml::Message first =
+      Answer(*s, ServerMsg(Cmd("Get", "g", Item("./Vendor/MSFT/Big")), 1, true, meta));
+  const Command& chunk = first.commands.back();
+  ASSERT_EQ(chunk.type, CommandType::kResults);
+  ASSERT_TRUE(chunk.items.at(0).more_data);
+  EXPECT_FALSE(first.final);
+  // The server answers the chunk with 413: nothing more of the object is sent, and with only
+  // Statuses from the server the session ends.
+  Result<std::optional<std::string>> r =
+      s->Process(ServerMsg("<Status><CmdID>2</CmdID><MsgRef>2</MsgRef><CmdRef>" + chunk.cmd_id +
+                               "</CmdRef><Cmd>Results</Cmd><Data>413</Data></Status>",
+                           2, true, meta));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->has_value());
+  EXPECT_TRUE(s->over());
+}
+
 TEST_F(SessionTest, StatusesSpillOverSeveralMessages) {
   auto s = Started();
   std::string body;
