@@ -1,0 +1,96 @@
+#include "agent/transport/tls_internal.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+namespace dm::transport::internal {
+
+Status ConfigureCommonTls(ssl::context& ctx) {
+  if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) {
+    ERR_clear_error();
+    return Internal("cannot set TLS 1.2 as the minimum protocol version");
+  }
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  return Status::Ok();
+}
+
+Status LoadCertificateAndKey(ssl::context& ctx, std::string_view chain_pem,
+                             const SecretBytes& key_pem, std::string_view who) {
+  const std::string w(who);
+  if (chain_pem.empty()) return InvalidArgument(w + " certificate is missing");
+  if (key_pem.empty()) return InvalidArgument(w + " key is missing");
+  beast::error_code ec;
+  ctx.use_certificate_chain(net::buffer(chain_pem.data(), chain_pem.size()), ec);
+  if (ec) return InvalidArgument(w + " certificate does not parse: " + ErrorText(ec));
+  ctx.use_private_key(net::buffer(key_pem.data(), key_pem.size()), ssl::context::pem, ec);
+  if (ec &&
+      ERR_GET_LIB(static_cast<unsigned long>(static_cast<unsigned int>(ec.value()))) ==
+          ERR_LIB_X509 &&
+      ERR_GET_REASON(static_cast<unsigned long>(static_cast<unsigned int>(ec.value()))) ==
+          X509_R_KEY_VALUES_MISMATCH) {
+    return InvalidArgument(w + " key does not match the " + w + " certificate");
+  }
+  if (ec) return InvalidArgument(w + " key does not parse: " + ErrorText(ec));
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    ERR_clear_error();
+    return InvalidArgument(w + " key does not match the " + w + " certificate");
+  }
+  return Status::Ok();
+}
+
+int SslReason(const beast::error_code& ec) {
+  if (ec.category() != net::error::get_ssl_category()) return 0;
+  return ERR_GET_REASON(static_cast<unsigned long>(static_cast<unsigned int>(ec.value())));
+}
+
+bool IsPeerClosed(const beast::error_code& ec) {
+  return ec == net::error::eof || ec == http::error::end_of_stream ||
+         ec == ssl::error::stream_truncated || ec == net::error::connection_reset ||
+         ec == net::error::broken_pipe || ec == net::error::connection_aborted ||
+         SslReason(ec) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+bool IsCertificateAlert(int reason) {
+  switch (reason) {
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsIpLiteral(std::string_view host) {
+  beast::error_code ec;
+  net::ip::make_address(std::string(host), ec);
+  return !ec;
+}
+
+std::string HostPort(std::string_view host, unsigned port) {
+  std::string out;
+  if (host.find(':') != std::string_view::npos) {
+    out += '[';
+    out += host;
+    out += ']';
+  } else {
+    out += host;
+  }
+  out += ':';
+  out += std::to_string(port);
+  return out;
+}
+
+std::string ErrorText(const beast::error_code& ec) {
+  std::string m = ec.message();
+  if (m.empty()) m = ec.category().name() + std::string(" error ") + std::to_string(ec.value());
+  return m;
+}
+
+}  // namespace dm::transport::internal
