@@ -466,6 +466,9 @@ Result<syncml::Message> Session::Run() {
   out.header = ReplyHeader(in_.header);
   out.commands.push_back(syncml::MakeStatus("1", in_.header.msg_id, "0", "SyncHdr", 200));
   int next_id = 2;
+  // Alerts and Results are applied after the Statuses of this message: a report must see the
+  // acknowledgements that came with it.
+  std::vector<const syncml::Command*> deferred;
   for (const syncml::Command& c : in_.commands) {
     using syncml::CommandType;
     if (c.type == CommandType::kStatus) {
@@ -477,10 +480,10 @@ Result<syncml::Message> Session::Run() {
       spdlog::warn("device {}: malformed {}: {}", device_.dev_id, c.name, c.error);
       code = 400;
     } else if (c.type == CommandType::kResults) {
-      DM_RETURN_IF_ERROR(ProcessResults(c));
+      deferred.push_back(&c);
       continue;  // Results are answers; they take no Status
     } else if (c.type == CommandType::kAlert) {
-      DM_RETURN_IF_ERROR(ProcessAlert(c));
+      deferred.push_back(&c);
     } else if (c.type == CommandType::kReplace) {
       DM_RETURN_IF_ERROR(ProcessDevInfo(c));
     } else {
@@ -492,6 +495,10 @@ Result<syncml::Message> Session::Run() {
         syncml::MakeStatus(std::to_string(next_id++), in_.header.msg_id, c.cmd_id, name, code));
   }
   DM_RETURN_IF_ERROR(ProcessStatuses());
+  for (const syncml::Command* c : deferred) {
+    DM_RETURN_IF_ERROR(c->type == syncml::CommandType::kAlert ? ProcessAlert(*c)
+                                                              : ProcessResults(*c));
+  }
 
   if (new_session) {
     std::string signed_in;

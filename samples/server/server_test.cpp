@@ -1,0 +1,810 @@
+// dmserver end to end over real TLS on 127.0.0.1 (port 0), with the project's HTTPS client and
+// SyncML codec playing the device.
+#include "samples/server/server.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/syncml/codec.h"
+#include "agent/transport/https_client.h"
+#include "base/crypto.h"
+#include "base/pki.h"
+#include "samples/server/admin.h"
+#include "samples/server/management.h"
+#include "samples/server/report.h"
+
+namespace dm::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using syncml::Command;
+using syncml::CommandType;
+using syncml::Item;
+using syncml::Message;
+
+constexpr char kTenantId[] = "6c9f0a2e-3b1d-4e8f-9a7c-2d5e8f1b3c4a";
+constexpr char kHelloUri[] =
+    "./Device/Vendor/MSFT/PassportForWork/{TenantId}/Policies/EnablePinRecovery";
+constexpr char kWebSignInUri[] =
+    "./Device/Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls";
+constexpr char kUserPinUri[] =
+    "./User/Vendor/MSFT/PassportForWork/{TenantId}/Policies/PINComplexity/MinimumPINLength";
+
+std::string Expanded(std::string uri) {
+  auto pos = uri.find("{TenantId}");
+  if (pos != std::string::npos) uri.replace(pos, 10, kTenantId);
+  return uri;
+}
+
+// A simulated device: its key, its certificate and a mutual-TLS client.
+struct TestDevice {
+  std::string dev_id;
+  std::string cert_pem;
+  SecretBytes key_pem;
+  std::unique_ptr<transport::HttpsClient> client;
+  int session = 0;
+  int msg = 0;
+};
+
+Item LocItem(std::string loc, std::string data, std::optional<std::string> type = std::nullopt) {
+  Item item;
+  item.source = syncml::Location{.loc_uri = std::move(loc), .loc_name = std::nullopt};
+  item.data = syncml::Data(std::move(data));
+  if (type) {
+    item.meta = syncml::Meta{};
+    item.meta->type = *type;
+  }
+  return item;
+}
+
+Item AlertItem(std::string type, std::string data, std::string format = "chr") {
+  Item item;
+  item.meta = syncml::Meta{};
+  item.meta->type = std::move(type);
+  item.meta->format = std::move(format);
+  item.data = syncml::Data(std::move(data));
+  return item;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "dmserver-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    ServerOptions options;
+    options.state_dir = dir_ / "state";
+    options.clock = &clock_;
+    options.password_kdf = crypto::ScryptParams::ForTests();
+    options.pin_reset_rsa_bits = 2048;  // 3072 by default; smaller keeps the tests quick
+    auto server = DmServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.error().ToString();
+    server_ = std::move(*server);
+    auto token = ReadToken();
+    admin_token_ = token;
+    json tenant = AdminOk("tenant.add", {{"name", "Fabrikam"}, {"id", kTenantId}});
+    enrollment_token_ = tenant.at("enrollment_token").get<std::string>();
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  std::string ReadToken() {
+    std::ifstream in(PathsFor(dir_ / "state").admin_token);
+    std::string token;
+    std::getline(in, token);
+    return token;
+  }
+
+  json AdminOk(const std::string& op, json args) {
+    auto lock = server_->store().Lock();
+    auto result = RunAdmin(server_->store(), op, args);
+    EXPECT_TRUE(result.ok()) << op << ": " << result.error().ToString();
+    return result.ok() ? *result : json();
+  }
+
+  void AddUser(const std::string& upn, const std::string& password) {
+    AdminOk("user.add", {{"tenant", "Fabrikam"},
+                         {"upn", upn},
+                         {"password", password},
+                         {"totp_secret", kTotpBase32}});
+  }
+  std::string TotpNow() {
+    auto secret = Base32Decode(kTotpBase32);
+    auto code = crypto::Totp(*secret, clock_.Now());
+    return *code;
+  }
+
+  std::unique_ptr<transport::HttpsClient> Client(std::string cert = "", SecretBytes key = {},
+                                                 std::string url = "") {
+    transport::HttpsClientOptions o;
+    o.server_url = url.empty() ? server_->BaseUrl() : url;
+    o.ca_bundle_pem = server_->ca_cert_pem();
+    o.client_cert_pem = std::move(cert);
+    o.client_key_pem = std::move(key);
+    o.step_timeout = std::chrono::seconds(10);
+    o.retry.max_attempts = 1;
+    auto client = transport::HttpsClient::Create(std::move(o));
+    EXPECT_TRUE(client.ok()) << client.error().ToString();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  Result<transport::HttpResponse> PostJson(transport::HttpsClient& client, const std::string& path,
+                                           const json& body) {
+    return client.Post(path, body.dump(), "application/json");
+  }
+
+  // Enrolls `dev_id` with a CSR whose subject says `csr_cn`.
+  TestDevice Enroll(const std::string& dev_id, const std::string& upn = "",
+                    const std::string& csr_cn = "") {
+    TestDevice d;
+    d.dev_id = dev_id;
+    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+    EXPECT_TRUE(key.ok());
+    auto csr = pki::CreateCsr(key->private_pem, csr_cn.empty() ? dev_id : csr_cn);
+    EXPECT_TRUE(csr.ok());
+    auto client = Client();
+    json req{{"dev_id", dev_id}, {"csr", *csr}, {"enrollment_token", enrollment_token_}};
+    if (!upn.empty()) req["upn"] = upn;
+    auto resp = PostJson(*client, "/EnrollmentServer/enroll", req);
+    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
+    EXPECT_EQ(resp->status, 200) << resp->body;
+    json body = json::parse(resp->body);
+    d.cert_pem = body.at("certificate").get<std::string>();
+    d.key_pem = key->private_pem.Clone();
+    d.client = Client(d.cert_pem, std::move(key->private_pem),
+                      body.at("management_url").get<std::string>());
+    last_enrollment_ = body;
+    return d;
+  }
+
+  Message Header(TestDevice& d, const std::string& source) {
+    Message m;
+    m.header.session_id = std::to_string(d.session);
+    m.header.msg_id = std::to_string(++d.msg);
+    m.header.target.loc_uri = server_->BaseUrl() + "/ManagementServer/MDM.svc";
+    m.header.source.loc_uri = source;
+    m.final = true;
+    return m;
+  }
+
+  // Package 1 of a new session.
+  Message Pkg1(TestDevice& d, const std::string& login_status, const std::string& upn = "",
+               std::vector<Item> generic_alerts = {}, const std::string& source = "") {
+    ++d.session;
+    d.msg = 0;
+    Message m = Header(d, source.empty() ? d.dev_id : source);
+    int id = 2;
+    m.commands.push_back(syncml::MakeAlert(std::to_string(id++), 1201));
+    std::vector<Item> login = {AlertItem(kLoginStatusType, login_status)};
+    m.commands.push_back(syncml::MakeAlert(std::to_string(id++), 1224, login));
+    if (!upn.empty()) {
+      m.commands.push_back(
+          syncml::MakeAlert(std::to_string(id++), 1224, {AlertItem(kUserAlertType, upn)}));
+    }
+    if (!generic_alerts.empty()) {
+      m.commands.push_back(syncml::MakeAlert(std::to_string(id++), 1226, generic_alerts));
+    }
+    m.commands.push_back(syncml::MakeCommand(
+        CommandType::kReplace, std::to_string(id++),
+        {LocItem("./DevInfo/DevId", d.dev_id), LocItem("./DevInfo/Man", "Contoso"),
+         LocItem("./DevInfo/Mod", "Virtual"), LocItem("./DevInfo/DmV", "1.3"),
+         LocItem("./DevInfo/Lang", "en-US")}));
+    return m;
+  }
+
+  // Answers every command of `reply` with `code_for(command)`.
+  Message Answer(TestDevice& d, const Message& reply,
+                 const std::function<int(const Command&)>& code_for) {
+    Message m = Header(d, d.dev_id);
+    int id = 1;
+    m.commands.push_back(
+        syncml::MakeStatus(std::to_string(id++), reply.header.msg_id, "0", "SyncHdr", 200));
+    for (const Command& c : reply.commands) {
+      if (c.type == CommandType::kStatus) continue;
+      m.commands.push_back(syncml::MakeStatus(std::to_string(id++), reply.header.msg_id, c.cmd_id,
+                                              syncml::CommandName(c.type), code_for(c)));
+    }
+    return m;
+  }
+
+  struct Exchange {
+    int http = 0;
+    Message reply;
+  };
+  Exchange Send(TestDevice& d, const Message& m) {
+    auto resp = d.client->Post("", syncml::Encode(m));
+    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
+    Exchange ex;
+    if (!resp.ok()) return ex;
+    ex.http = resp->status;
+    auto decoded = syncml::Decode(resp->body);
+    EXPECT_TRUE(decoded.ok()) << resp->body;
+    if (decoded.ok()) ex.reply = *decoded;
+    return ex;
+  }
+
+  // The management commands (not Statuses) of a server reply.
+  static std::vector<Command> Ops(const Message& reply) {
+    std::vector<Command> out;
+    for (const Command& c : reply.commands) {
+      if (c.type != CommandType::kStatus) out.push_back(c);
+    }
+    return out;
+  }
+  static std::string TargetOf(const Command& c) {
+    return c.items.empty() || !c.items[0].target ? "" : c.items[0].target->loc_uri;
+  }
+
+  json Report() {
+    auto lock = server_->store().Lock();
+    auto r = BuildReport(server_->store());
+    EXPECT_TRUE(r.ok()) << r.error().ToString();
+    return r.ok() ? *r : json();
+  }
+  // The report row for (device, user, setting URI); null when absent.
+  json Row(const std::string& device, const std::string& user, const std::string& uri) {
+    const json report = Report();
+    for (const json& row : report.at("rows")) {
+      if (row.at("device") == device && row.at("user") == user && row.at("setting") == uri) {
+        return row;
+      }
+    }
+    return nullptr;
+  }
+
+  static constexpr char kTotpBase32[] = "JBSWY3DPEHPK3PXPJBSWY3DP";
+  FakeClock clock_{Clock::System().Now()};
+  fs::path dir_;
+  std::unique_ptr<DmServer> server_;
+  std::string admin_token_;
+  std::string enrollment_token_;
+  json last_enrollment_;
+};
+
+// ---- enrollment ----
+
+TEST_F(ServerTest, EnrollmentIssuesCertificateWithDevIdAsCnWhateverTheCsrSays) {
+  TestDevice d = Enroll("DEV-AAAA", "", /*csr_cn=*/"DEV-SOMEONE-ELSE");
+  auto info = pki::ParseCertificate(d.cert_pem);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->subject_cn, "DEV-AAAA");
+  EXPECT_TRUE(pki::VerifyCertificate(d.cert_pem, server_->ca_cert_pem(), clock_.Now()).ok());
+  EXPECT_EQ(last_enrollment_.at("tenant_id"), kTenantId);
+  EXPECT_EQ(last_enrollment_.at("management_url"),
+            server_->BaseUrl() + "/ManagementServer/MDM.svc");
+  EXPECT_EQ(last_enrollment_.at("ca_certificate"), server_->ca_cert_pem());
+  EXPECT_EQ(last_enrollment_.at("pin_reset").at("url"), server_->BaseUrl() + "/PinReset/recover");
+  EXPECT_NE(
+      last_enrollment_.at("pin_reset").at("public_key").get<std::string>().find("BEGIN PUBLIC KEY"),
+      std::string::npos);
+}
+
+TEST_F(ServerTest, EnrollmentRefusesAWrongToken) {
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  auto csr = pki::CreateCsr(key->private_pem, "DEV-X");
+  auto client = Client();
+  auto resp = PostJson(*client, "/EnrollmentServer/enroll",
+                       {{"dev_id", "DEV-X"}, {"csr", *csr}, {"enrollment_token", "nope"}});
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 401) << resp->body;
+}
+
+// ---- management: identity ----
+
+TEST_F(ServerTest, ManagementNeedsTheClientCertificate) {
+  auto client = Client();
+  TestDevice d;
+  d.dev_id = "DEV-NOCERT";
+  auto resp = client->Post("/ManagementServer/MDM.svc", syncml::Encode(Pkg1(d, "none")));
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 401);
+}
+
+TEST_F(ServerTest, DeviceCannotFetchAnotherDevicesCommands) {
+  AdminOk("group.add", {{"name", "Kiosks"}, {"kind", "device"}});
+  AdminOk("group.member", {{"group", "Kiosks"}, {"member", "DEV-BBBB"}});
+  AdminOk(
+      "profile.add",
+      {{"name", "Web"}, {"settings", {{{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}}}});
+  AdminOk("assign", {{"profile", "Web"}, {"group", "Kiosks"}});
+  TestDevice a = Enroll("DEV-AAAA");
+  TestDevice b = Enroll("DEV-BBBB");
+
+  // A presents its own certificate but claims to be B.
+  Exchange forged = Send(a, Pkg1(a, "none", "", {}, /*source=*/"DEV-BBBB"));
+  EXPECT_EQ(forged.http, 403);
+  ASSERT_EQ(forged.reply.commands.size(), 1u);
+  EXPECT_EQ(forged.reply.commands[0].cmd, "SyncHdr");
+  EXPECT_EQ(forged.reply.commands[0].data, "403");
+  EXPECT_TRUE(Ops(forged.reply).empty());
+
+  // As itself, A has nothing; B gets its command.
+  EXPECT_TRUE(Ops(Send(a, Pkg1(a, "none")).reply).empty());
+  Exchange own = Send(b, Pkg1(b, "none"));
+  ASSERT_EQ(Ops(own.reply).size(), 1u);
+  EXPECT_EQ(TargetOf(Ops(own.reply)[0]), kWebSignInUri);
+}
+
+TEST_F(ServerTest, ReplyEchoesTheHeaderAndAnswersEveryClientCommand) {
+  TestDevice d = Enroll("DEV-HDR");
+  Message pkg1 = Pkg1(d, "none");
+  Exchange ex = Send(d, pkg1);
+  ASSERT_EQ(ex.http, 200);
+  const auto& h = ex.reply.header;
+  EXPECT_EQ(h.session_id, pkg1.header.session_id);
+  EXPECT_EQ(h.msg_id, pkg1.header.msg_id);
+  EXPECT_EQ(h.target.loc_uri, "DEV-HDR");
+  EXPECT_EQ(h.source.loc_uri, pkg1.header.target.loc_uri);
+  ASSERT_TRUE(h.meta && h.meta->max_msg_size);
+  EXPECT_EQ(*h.meta->max_msg_size, 524288u);
+  // SyncHdr first, then one Status per client command in order; nothing pending: session ends.
+  ASSERT_EQ(ex.reply.commands.size(), pkg1.commands.size() + 1);
+  EXPECT_EQ(ex.reply.commands[0].cmd_ref, "0");
+  for (size_t i = 0; i < pkg1.commands.size(); ++i) {
+    EXPECT_EQ(ex.reply.commands[i + 1].cmd_ref, pkg1.commands[i].cmd_id);
+    EXPECT_EQ(ex.reply.commands[i + 1].data, "200");
+  }
+  EXPECT_TRUE(ex.reply.final);
+}
+
+// ---- targeting ----
+
+class TargetingTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    AddUser("alice@fabrikam.test", "alice-pw");
+    AddUser("bob@fabrikam.test", "bob-pw");
+    AddUser("carol@fabrikam.test", "carol-pw");
+    AdminOk("group.add", {{"name", "Staff"}, {"kind", "user"}});
+    AdminOk("group.add", {{"name", "Contractors"}, {"kind", "user"}});
+    AdminOk("group.member", {{"group", "Staff"}, {"member", "alice@fabrikam.test"}});
+    AdminOk("group.member", {{"group", "Staff"}, {"member", "carol@fabrikam.test"}});
+    AdminOk("group.member", {{"group", "Contractors"}, {"member", "carol@fabrikam.test"}});
+    AdminOk("profile.add",
+            {{"name", "PIN"},
+             {"settings", {{{"uri", kUserPinUri}, {"value", "6"}, {"format", "int"}}}}});
+    AdminOk("assign", {{"profile", "PIN"}, {"group", "Staff"}});
+    AdminOk("assign", {{"profile", "PIN"}, {"group", "Contractors"}, {"mode", "exclude"}});
+  }
+};
+
+TEST_F(TargetingTest, UserSettingsOnlyReachTheSignedInUserOfTheGroup) {
+  TestDevice d = Enroll("DEV-SHARED", "alice@fabrikam.test");
+  // Nobody signed in: nothing, and the report says what it waits for.
+  EXPECT_TRUE(Ops(Send(d, Pkg1(d, "none")).reply).empty());
+  json row = Row("DEV-SHARED", "alice@fabrikam.test", Expanded(kUserPinUri));
+  ASSERT_FALSE(row.is_null());
+  EXPECT_EQ(row.at("status"), "Pending");
+  EXPECT_NE(row.at("reason").get<std::string>().find("alice@fabrikam.test to sign in"),
+            std::string::npos);
+
+  // Bob is outside the group: nothing.
+  EXPECT_TRUE(Ops(Send(d, Pkg1(d, "user", "bob@fabrikam.test")).reply).empty());
+  EXPECT_TRUE(Row("DEV-SHARED", "bob@fabrikam.test", Expanded(kUserPinUri)).is_null());
+
+  // Another user signed in on the device: "others" holds user-targeted settings too.
+  EXPECT_TRUE(Ops(Send(d, Pkg1(d, "others", "alice@fabrikam.test")).reply).empty());
+
+  // Alice signed in: her setting, with the tenant id filled in.
+  auto ops = Ops(Send(d, Pkg1(d, "user", "alice@fabrikam.test")).reply);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(TargetOf(ops[0]), Expanded(kUserPinUri));
+  EXPECT_EQ(ops[0].type, CommandType::kReplace);
+}
+
+TEST_F(TargetingTest, ExcludeWinsOverInclude) {
+  TestDevice d = Enroll("DEV-CAROL", "carol@fabrikam.test");
+  EXPECT_TRUE(Ops(Send(d, Pkg1(d, "user", "carol@fabrikam.test")).reply).empty());
+  EXPECT_TRUE(Row("DEV-CAROL", "carol@fabrikam.test", Expanded(kUserPinUri)).is_null());
+  // Out of the excluding group, the include applies.
+  AdminOk("group.member",
+          {{"group", "Contractors"}, {"member", "carol@fabrikam.test"}, {"remove", true}});
+  EXPECT_EQ(Ops(Send(d, Pkg1(d, "user", "carol@fabrikam.test")).reply).size(), 1u);
+}
+
+TEST_F(TargetingTest, DeviceGroupExclusionAlsoStopsUserTargetedProfiles) {
+  AdminOk("group.add", {{"name", "Labs"}, {"kind", "device"}});
+  AdminOk("group.member", {{"group", "Labs"}, {"member", "DEV-LAB"}});
+  AdminOk("assign", {{"profile", "PIN"}, {"group", "Labs"}, {"mode", "exclude"}});
+  TestDevice d = Enroll("DEV-LAB", "alice@fabrikam.test");
+  EXPECT_TRUE(Ops(Send(d, Pkg1(d, "user", "alice@fabrikam.test")).reply).empty());
+}
+
+TEST_F(TargetingTest, UserOfAnotherTenantIsNotTreatedAsSignedIn) {
+  AdminOk("tenant.add", {{"name", "Other"}});
+  AdminOk("user.add", {{"tenant", "Other"},
+                       {"upn", "mallory@other.test"},
+                       {"password", "x"},
+                       {"totp_secret", kTotpBase32}});
+  TestDevice d = Enroll("DEV-T");
+  EXPECT_TRUE(Ops(Send(d, Pkg1(d, "user", "mallory@other.test")).reply).empty());
+  EXPECT_TRUE(Report().at("rows").empty());
+}
+
+// ---- statuses, retries, reports ----
+
+class DeliveryTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    AdminOk("group.add", {{"name", "All"}, {"kind", "device"}});
+    AdminOk("group.member", {{"group", "All"}, {"member", "DEV-1"}});
+  }
+  void Assign(const std::string& name, json settings) {
+    AdminOk("profile.add", {{"name", name}, {"settings", settings}});
+    AdminOk("assign", {{"profile", name}, {"group", "All"}});
+  }
+};
+
+TEST_F(DeliveryTest, StatusesBecomePerSettingStatus) {
+  Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}},
+                   {{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}});
+  TestDevice d = Enroll("DEV-1");
+  Exchange ex = Send(d, Pkg1(d, "none"));
+  auto ops = Ops(ex.reply);
+  ASSERT_EQ(ops.size(), 2u);
+  // UUID CmdIDs, one command per setting.
+  EXPECT_EQ(ops[0].cmd_id.size(), 36u);
+  EXPECT_NE(ops[0].cmd_id, ops[1].cmd_id);
+  EXPECT_EQ(Row("DEV-1", "", Expanded(kHelloUri)).at("status"), "Pending");
+
+  Exchange end = Send(d, Answer(d, ex.reply, [](const Command& c) {
+                        return TargetOf(c) == kWebSignInUri ? 405 : 200;
+                      }));
+  EXPECT_TRUE(Ops(end.reply).empty());  // nothing left: the session ends
+  json hello = Row("DEV-1", "", Expanded(kHelloUri));
+  EXPECT_EQ(hello.at("status"), "Succeeded");
+  EXPECT_EQ(hello.at("code"), 200);
+  json web = Row("DEV-1", "", kWebSignInUri);
+  EXPECT_EQ(web.at("status"), "Failed");
+  EXPECT_EQ(web.at("code"), 405);
+
+  // The device's report (1226): the applied setting waits for a reboot, the user's CanReset.
+  const std::string report =
+      "<DMAgentReport><Setting uri=\"" + Expanded(kHelloUri) +
+      "\" state=\"PendingReboot\" reason=\"takes effect after the reboot step\"/>"
+      "<Recovery user=\"alice@fabrikam.test\" canReset=\"DestructiveOnly\" reason=\"no "
+      "protector yet\"/></DMAgentReport>";
+  Send(d, Pkg1(d, "none", "", {AlertItem(kReportAlertType, report, "xml")}));
+  hello = Row("DEV-1", "", Expanded(kHelloUri));
+  EXPECT_EQ(hello.at("status"), "PendingReboot");
+  EXPECT_EQ(hello.at("reason"), "takes effect after the reboot step");
+  // A report cannot turn the failed setting into a success.
+  Send(d, Pkg1(d, "none", "",
+               {AlertItem(kReportAlertType,
+                          "<R><Setting uri=\"" + std::string(kWebSignInUri) +
+                              "\" state=\"Succeeded\"/></R>",
+                          "xml")}));
+  EXPECT_EQ(Row("DEV-1", "", kWebSignInUri).at("status"), "Failed");
+  json recovery = Row("DEV-1", "alice@fabrikam.test", "");
+  ASSERT_FALSE(recovery.is_null());
+  EXPECT_EQ(recovery.at("can_reset"), "DestructiveOnly");
+
+  // After the reboot the device reports success; a conflict shows as such.
+  Send(d, Pkg1(d, "none", "",
+               {AlertItem(kReportAlertType,
+                          "<R><Setting name=\"PassportForWork/EnablePinRecovery\" "
+                          "state=\"Succeeded\"/><User upn=\"alice@fabrikam.test\" "
+                          "CanReset=\"DestructiveAndNonDestructive\"/></R>",
+                          "xml")}));
+  EXPECT_EQ(Row("DEV-1", "", Expanded(kHelloUri)).at("status"), "Succeeded");
+  EXPECT_EQ(Row("DEV-1", "alice@fabrikam.test", "").at("can_reset"),
+            "DestructiveAndNonDestructive");
+  std::string table = FormatReportTable(Report());
+  EXPECT_NE(table.find("CANRESET"), std::string::npos);
+  EXPECT_NE(table.find("405 405 command not allowed"), std::string::npos);
+}
+
+TEST_F(DeliveryTest, ConflictFromTheDmAgentReportResults) {
+  Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}},
+                   {{"raw", "<Get><CmdID>1</CmdID><Item><Target><LocURI>" +
+                                std::string(kReportUri) + "</LocURI></Target></Item></Get>"}}});
+  TestDevice d = Enroll("DEV-1");
+  Exchange ex = Send(d, Pkg1(d, "none"));
+  auto ops = Ops(ex.reply);
+  ASSERT_EQ(ops.size(), 2u);
+  Message answer = Answer(d, ex.reply, [](const Command&) { return 200; });
+  Command results = syncml::MakeCommand(CommandType::kResults, "99");
+  results.msg_ref = ex.reply.header.msg_id;
+  results.cmd_ref = ops[1].cmd_id;
+  results.cmd = "Get";
+  Item item = LocItem(kReportUri, "<DMAgentReport><Setting uri=\"" + Expanded(kHelloUri) +
+                                      "\" state=\"Conflict\" reason=\"LocalAdmin sets false\"/>"
+                                      "</DMAgentReport>");
+  results.items.push_back(item);
+  answer.commands.push_back(results);
+  Send(d, answer);
+  json hello = Row("DEV-1", "", Expanded(kHelloUri));
+  EXPECT_EQ(hello.at("status"), "Conflict");
+  EXPECT_EQ(hello.at("reason"), "LocalAdmin sets false");
+  auto lock = server_->store().Lock();
+  auto xml = LatestDeviceReport(server_->store(), "DEV-1");
+  ASSERT_TRUE(xml.ok());
+  EXPECT_NE(xml->find("Conflict"), std::string::npos);
+}
+
+TEST_F(DeliveryTest, UnansweredCommandsAreResentNextSessionNotInTheSameOne) {
+  Assign("Web", {{{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}});
+  TestDevice d = Enroll("DEV-1");
+  auto first = Ops(Send(d, Pkg1(d, "none")).reply);
+  ASSERT_EQ(first.size(), 1u);
+  // The device answers only the SyncHdr: the command stays pending but is not re-sent in this
+  // session (that would keep the session open forever).
+  Message only_hdr = Header(d, d.dev_id);
+  only_hdr.commands.push_back(syncml::MakeStatus("1", "1", "0", "SyncHdr", 200));
+  EXPECT_TRUE(Ops(Send(d, only_hdr).reply).empty());
+  // Next session: re-sent with the same CmdID.
+  auto again = Ops(Send(d, Pkg1(d, "none")).reply);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].cmd_id, first[0].cmd_id);
+}
+
+TEST_F(DeliveryTest, AddAnswered418IsRetriedAsReplace) {
+  Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}, {"verb", "Add"}}});
+  TestDevice d = Enroll("DEV-1");
+  Exchange ex = Send(d, Pkg1(d, "none"));
+  auto ops = Ops(ex.reply);
+  ASSERT_EQ(ops.size(), 1u);
+  ASSERT_EQ(ops[0].type, CommandType::kAdd);
+  Exchange retry = Send(d, Answer(d, ex.reply, [](const Command&) { return 418; }));
+  auto replace = Ops(retry.reply);
+  ASSERT_EQ(replace.size(), 1u);
+  EXPECT_EQ(replace[0].type, CommandType::kReplace);
+  EXPECT_NE(replace[0].cmd_id, ops[0].cmd_id);
+  EXPECT_EQ(TargetOf(replace[0]), Expanded(kHelloUri));
+  ASSERT_TRUE(replace[0].items[0].data);
+  EXPECT_EQ(replace[0].items[0].data->text, "true");
+  EXPECT_EQ(Row("DEV-1", "", Expanded(kHelloUri)).at("status"), "Pending");
+  Send(d, Answer(d, retry.reply, [](const Command&) { return 200; }));
+  EXPECT_EQ(Row("DEV-1", "", Expanded(kHelloUri)).at("status"), "Succeeded");
+}
+
+TEST_F(DeliveryTest, FailedAtomicNamesTheCulprit) {
+  const std::string raw =
+      "<Atomic><CmdID>1</CmdID><Replace><CmdID>2</CmdID><Item><Target><LocURI>./Device/Vendor/"
+      "MSFT/Policy/Config/A/One</LocURI></Target><Data>1</Data></Item></Replace><Replace><CmdID>"
+      "3</CmdID><Item><Target><LocURI>./Device/Vendor/MSFT/Policy/Config/A/Two</LocURI></Target>"
+      "<Data>2</Data></Item></Replace></Atomic>";
+  Assign("Atomic", {{{"raw", raw}}});
+  TestDevice d = Enroll("DEV-1");
+  Exchange ex = Send(d, Pkg1(d, "none"));
+  auto ops = Ops(ex.reply);
+  ASSERT_EQ(ops.size(), 1u);
+  ASSERT_EQ(ops[0].children.size(), 2u);
+  Message answer = Header(d, d.dev_id);
+  answer.commands.push_back(syncml::MakeStatus("1", "1", "0", "SyncHdr", 200));
+  answer.commands.push_back(syncml::MakeStatus("2", "1", ops[0].cmd_id, "Atomic", 507));
+  answer.commands.push_back(
+      syncml::MakeStatus("3", "1", ops[0].children[0].cmd_id, "Replace", 216));
+  answer.commands.push_back(
+      syncml::MakeStatus("4", "1", ops[0].children[1].cmd_id, "Replace", 500));
+  Send(d, answer);
+  json row = Row("DEV-1", "", "./Device/Vendor/MSFT/Policy/Config/A/One");
+  ASSERT_FALSE(row.is_null());
+  EXPECT_EQ(row.at("status"), "Failed");
+  EXPECT_EQ(row.at("code"), 507);
+  EXPECT_NE(row.at("reason").get<std::string>().find("A/Two: 500"), std::string::npos);
+}
+
+TEST_F(DeliveryTest, UnenrollmentAlertEndsManagement) {
+  Assign("Web", {{{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}});
+  TestDevice d = Enroll("DEV-1");
+  Exchange ex = Send(
+      d,
+      Pkg1(d, "none", "", {AlertItem("com.microsoft:mdm.unenrollment.userrequest", "1", "int")}));
+  EXPECT_TRUE(Ops(ex.reply).empty());
+  EXPECT_EQ(Send(d, Pkg1(d, "none")).http, 403);
+}
+
+// ---- PIN reset service ----
+
+class PinResetTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    AddUser("alice@fabrikam.test", "alice-pw");
+    device_ = Enroll("DEV-PIN", "alice@fabrikam.test");
+    std::string public_key = last_enrollment_.at("pin_reset").at("public_key");
+    auto random = crypto::OsRandom().Secret(32);
+    ASSERT_TRUE(random.ok());
+    protector_ = std::move(*random);
+    auto encrypted = crypto::RsaOaepEncrypt(public_key, protector_.span());
+    ASSERT_TRUE(encrypted.ok()) << encrypted.error().ToString();
+    encrypted_b64_ = crypto::Base64Encode(*encrypted);
+  }
+  transport::HttpResponse Recover(const std::string& password, const std::string& totp,
+                                  transport::HttpsClient* client = nullptr) {
+    auto resp = PostJson(client ? *client : *device_.client, "/PinReset/recover",
+                         {{"upn", "alice@fabrikam.test"},
+                          {"password", password},
+                          {"totp", totp},
+                          {"encrypted_protector", encrypted_b64_}});
+    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
+    return resp.ok() ? *resp : transport::HttpResponse{};
+  }
+  TestDevice device_;
+  SecretBytes protector_;
+  std::string encrypted_b64_;
+};
+
+TEST_F(PinResetTest, RecoversTheProtectorWithBothConsentsPasswordAndTotp) {
+  AdminOk("consent", {{"app", "service"}});
+  AdminOk("consent", {{"app", "client"}});
+  auto resp = Recover("alice-pw", TotpNow());
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  auto protector = crypto::Base64Decode(json::parse(resp.body).at("protector").get<std::string>());
+  ASSERT_TRUE(protector.ok());
+  EXPECT_EQ(SecretBytes(protector->data(), protector->size()), protector_);
+  // The same code is not accepted twice.
+  EXPECT_EQ(Recover("alice-pw", TotpNow()).status, 401);
+  clock_.Advance(std::chrono::seconds(30));
+  EXPECT_EQ(Recover("alice-pw", TotpNow()).status, 200);
+}
+
+TEST_F(PinResetTest, OneMissingConsentIsNamed) {
+  AdminOk("consent", {{"app", "service"}});
+  auto resp = Recover("alice-pw", TotpNow());
+  EXPECT_EQ(resp.status, 403);
+  json body = json::parse(resp.body);
+  EXPECT_EQ(body.at("error"), "AADSTS650052");
+  std::string message = body.at("message");
+  EXPECT_NE(message.find("Microsoft Pin Reset Client Production"), std::string::npos) << message;
+  EXPECT_NE(message.find("9115dd05-fad5-4f9c-acc7-305d08b1b04e"), std::string::npos);
+  EXPECT_EQ(message.find("Microsoft Pin Reset Service Production"), std::string::npos);
+  EXPECT_EQ(body.find("protector"), body.end());
+
+  AdminOk("consent", {{"app", "client"}});
+  AdminOk("consent", {{"app", "service"}, {"granted", false}});
+  message = json::parse(Recover("alice-pw", TotpNow()).body).at("message");
+  EXPECT_NE(message.find("Microsoft Pin Reset Service Production"), std::string::npos);
+  EXPECT_NE(message.find("b8456c59-1230-44c7-a4a2-99b085333e84"), std::string::npos);
+}
+
+TEST_F(PinResetTest, WrongTotpOrWrongPasswordGetsNothing) {
+  AdminOk("consent", {{"app", "service"}});
+  AdminOk("consent", {{"app", "client"}});
+  std::string code = TotpNow();
+  std::string wrong_code = code == "000000" ? "000001" : "000000";
+  auto bad_totp = Recover("alice-pw", wrong_code);
+  EXPECT_EQ(bad_totp.status, 401);
+  EXPECT_EQ(json::parse(bad_totp.body).at("error"), "invalid_grant");
+  EXPECT_EQ(bad_totp.body.find("protector\""), std::string::npos);
+  auto bad_password = Recover("alice-PW", code);
+  EXPECT_EQ(bad_password.status, 401);
+  EXPECT_EQ(json::parse(bad_password.body).at("error"), "invalid_grant");
+  // The code was not used up by the failed attempts.
+  EXPECT_EQ(Recover("alice-pw", code).status, 200);
+}
+
+TEST_F(PinResetTest, NeedsAnEnrolledDeviceCertificate) {
+  AdminOk("consent", {{"app", "service"}});
+  AdminOk("consent", {{"app", "client"}});
+  auto anonymous = Client();
+  EXPECT_EQ(Recover("alice-pw", TotpNow(), anonymous.get()).status, 401);
+  // A certificate the CA issued but whose enrollment was replaced no longer counts.
+  std::string old_cert = device_.cert_pem;
+  SecretBytes old_key = device_.key_pem.Clone();
+  Enroll("DEV-PIN", "alice@fabrikam.test");
+  auto stale = Client(old_cert, std::move(old_key));
+  EXPECT_EQ(Recover("alice-pw", TotpNow(), stale.get()).status, 403);
+}
+
+TEST_F(PinResetTest, PublicKeyEndpointServesTheEnrollmentKey) {
+  auto lock_free = server_->Handle({.method = "GET",
+                                    .target = "/PinReset/publickey",
+                                    .headers = {{"Host", "127.0.0.1"}},
+                                    .body = ""},
+                                   {});
+  ASSERT_EQ(lock_free.status, 200);
+  EXPECT_EQ(json::parse(lock_free.body).at("public_key"),
+            last_enrollment_.at("pin_reset").at("public_key"));
+  EXPECT_EQ(json::parse(lock_free.body).at("algorithm"), "RSA-OAEP-256");
+}
+
+// ---- admin API ----
+
+TEST_F(ServerTest, AdminApiRequiresTheBearerToken) {
+  auto client = Client();
+  auto none = client->Post("/admin/v1/tenant.list", "{}", "application/json");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->status, 401);
+  auto wrong = client->Post("/admin/v1/tenant.list", "{}", "application/json",
+                            {{"Authorization", "Bearer " + std::string(64, 'a')}});
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->status, 401);
+  auto almost = client->Post("/admin/v1/tenant.list", "{}", "application/json",
+                             {{"Authorization", "Bearer " + admin_token_ + "x"}});
+  ASSERT_TRUE(almost.ok());
+  EXPECT_EQ(almost->status, 401);
+
+  auto ok = client->Post("/admin/v1/group.add", R"({"name": "Staff", "kind": "user"})",
+                         "application/json", {{"Authorization", "Bearer " + admin_token_}});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  auto dup = client->Post("/admin/v1/group.add", R"({"name": "Staff", "kind": "user"})",
+                          "application/json", {{"Authorization", "Bearer " + admin_token_}});
+  ASSERT_TRUE(dup.ok());
+  EXPECT_EQ(dup->status, 409);
+  auto report = client->Post("/admin/v1/report", "", "application/json",
+                             {{"Authorization", "Bearer " + admin_token_}});
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->status, 200);
+  EXPECT_TRUE(json::parse(report->body).contains("rows"));
+}
+
+TEST_F(ServerTest, StateFilesWithSecretsArePrivate) {
+  const StatePaths paths = PathsFor(dir_ / "state");
+  for (const fs::path& p :
+       {paths.ca_key, paths.server_key, paths.pin_reset_key, paths.admin_token, paths.database}) {
+    auto perms = fs::status(p).permissions();
+    EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none)
+        << p.string();
+  }
+}
+
+// ---- identity ----
+
+TEST_F(ServerTest, FederatedUsersSignInAtTheIdpHostOnly) {
+  AdminOk("tenant.add", {{"name", "Contoso"}, {"federated", true}});
+  AdminOk("user.add", {{"tenant", "Contoso"},
+                       {"upn", "dan@contoso.test"},
+                       {"password", "dan-pw"},
+                       {"totp_secret", kTotpBase32}});
+  AddUser("alice@fabrikam.test", "alice-pw");
+  auto get = [&](const std::string& host, const std::string& target) {
+    return server_->Handle(
+        {.method = "GET", .target = target, .headers = {{"Host", host}}, .body = ""}, {});
+  };
+  json fed = json::parse(get("127.0.0.1", "/federation/login?upn=dan%40contoso.test").body);
+  EXPECT_EQ(fed.at("federated"), true);
+  EXPECT_EQ(fed.at("login_host"), "idp.fabrikam.test");
+  EXPECT_EQ(fed.at("login_url").get<std::string>().rfind(server_->IdpBaseUrl() + "/adfs/ls/", 0),
+            0u);
+  json managed = json::parse(get("127.0.0.1", "/federation/login?upn=alice@fabrikam.test").body);
+  EXPECT_EQ(managed.at("federated"), false);
+  EXPECT_EQ(managed.at("login_host"), "127.0.0.1");
+
+  // The IdP host serves its page and nothing else; the main host does not serve the IdP page.
+  auto page = get("idp.fabrikam.test:443", "/adfs/ls/?username=dan%40contoso.test");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("value=\"dan@contoso.test\""), std::string::npos);
+  EXPECT_EQ(get("idp.fabrikam.test", "/EnrollmentServer/enroll").status, 404);
+  EXPECT_EQ(get("127.0.0.1", "/adfs/ls/").status, 404);
+
+  auto post = [&](const std::string& host, const std::string& target, const std::string& form) {
+    return server_->Handle(
+        {.method = "POST", .target = target, .headers = {{"Host", host}}, .body = form}, {});
+  };
+  EXPECT_EQ(post("idp.fabrikam.test", "/adfs/ls/",
+                 "username=dan%40contoso.test&password=dan-pw&otp=" + TotpNow())
+                .status,
+            200);
+  clock_.Advance(std::chrono::seconds(30));
+  // A federated user cannot use the managed page, nor a managed user the IdP.
+  EXPECT_EQ(
+      post("127.0.0.1", "/login", "username=dan%40contoso.test&password=dan-pw&otp=" + TotpNow())
+          .status,
+      401);
+  EXPECT_EQ(post("idp.fabrikam.test", "/adfs/ls/",
+                 "username=alice%40fabrikam.test&password=alice-pw&otp=" + TotpNow())
+                .status,
+            401);
+  EXPECT_EQ(post("127.0.0.1", "/login",
+                 "username=alice%40fabrikam.test&password=alice-pw&otp=" + TotpNow())
+                .status,
+            200);
+}
+
+}  // namespace
+}  // namespace dm::server
