@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <regex>
 
 #include "container/container_internal.h"
 #include "container/local_pin_reset_service.h"
@@ -20,6 +19,20 @@ namespace fs = std::filesystem;
 using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
+
+// "{XXXXXXXX-XXXX-4XXX-[89AB]XXX-XXXXXXXXXXXX}", upper-case hex, as dsregcmd prints NgcKeyId.
+bool IsBracedUuidV4(const std::string& s) {
+  if (s.size() != 38 || s.front() != '{' || s.back() != '}') return false;
+  for (size_t i = 1; i < 37; ++i) {
+    const char c = s[i];
+    if (i == 9 || i == 14 || i == 19 || i == 24) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return s[15] == '4' && (s[20] == '8' || s[20] == '9' || s[20] == 'A' || s[20] == 'B');
+}
 
 SecretBytes Pin(std::string_view s) { return SecretBytes(s); }
 SecretBytes TotpSecret() { return SecretBytes(std::string_view("totp-secret-for-tests-0001")); }
@@ -151,10 +164,7 @@ TEST_F(ContainerTest, ProvisionWithDeviceCaIssuesAVerifiableCertificate) {
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_TRUE(info->exists);
   EXPECT_TRUE(info->ngc_set);
-  EXPECT_TRUE(std::regex_match(
-      info->ngc_key_id,
-      std::regex(R"(\{[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}\})")))
-      << info->ngc_key_id;
+  EXPECT_TRUE(IsBracedUuidV4(info->ngc_key_id)) << info->ngc_key_id;
   EXPECT_FALSE(info->self_signed);
   EXPECT_EQ(info->issuer_cn, "Contoso Hello CA");
   auto cert = pki::ParseCertificate(info->certificate_pem);
