@@ -148,6 +148,11 @@ struct StatusRow {
 
 }  // namespace
 
+bool SameUser(std::string_view reported, std::string_view upn) {
+  const std::string r = Lower(reported), u = Lower(upn);
+  return r == u || (r.find('@') == std::string::npos && u.substr(0, u.find('@')) == r);
+}
+
 Status IngestReport(Store& store, std::string_view dev_id, std::string_view type,
                     std::string_view format, std::string_view xml) {
   storage::Database& db = store.db();
@@ -176,43 +181,56 @@ Status IngestReport(Store& store, std::string_view dev_id, std::string_view type
     }
   }
   Status result;
-  std::function<void(const tinyxml2::XMLElement*)> visit = [&](const tinyxml2::XMLElement* e) {
-    if (!result.ok()) return;
-    auto uri = Field(e, {"uri", "locUri", "LocURI", "Uri", "URI"});
-    auto name = Field(e, {"name", "setting", "Name", "Setting"});
-    auto state = Field(e, {"state", "State", "status", "Status"});
-    auto user = Field(e, {"user", "User", "upn", "UPN"});
-    auto reason = Field(e, {"reason", "Reason"}).value_or("");
-    auto can_reset = Field(e, {"canReset", "CanReset", "can_reset"});
-    if (state && (uri || name)) {
-      if (auto mapped = MapDeviceState(*state)) {
-        for (const StatusRow& r : rows) {
-          // Only what the device acknowledged: a later report cannot hide a pending command.
-          if (!r.delivered || !SettingMatches(r.loc_uri, uri, name)) continue;
-          if (user && !user->empty() && !r.upn.empty() && Lower(*user) != Lower(r.upn)) continue;
-          result = db.Run(
-              "UPDATE setting_status SET status = ?, reason = ?, updated_at = ? WHERE dev_id = ? "
-              "AND upn = ? AND profile_id = ? AND setting_idx = ?",
-              std::string_view(*mapped), std::string_view(reason), store.Now(), dev_id,
-              std::string_view(r.upn), r.profile_id, r.idx);
-          if (!result.ok()) return;
+  // The agent's format (policy::PolicyEngine::ReportXml): <Device> holds device-scope
+  // <Setting name= state= reason=/>, <User name=U> holds U's settings and <Recovery CanReset=/>.
+  // Entries may also carry uri= and user= themselves.
+  std::function<void(const tinyxml2::XMLElement*, const std::string&)> visit =
+      [&](const tinyxml2::XMLElement* e, const std::string& inherited_user) {
+        if (!result.ok()) return;
+        const std::string element = Lower(e->Name());
+        std::string user = Field(e, {"user", "upn", "User", "UPN"}).value_or(inherited_user);
+        if (element == "user") {
+          user = Field(e, {"name", "upn", "Name", "UPN"}).value_or(user);
+        } else {
+          auto uri = Field(e, {"uri", "locUri", "LocURI", "Uri", "URI"});
+          auto name = Field(e, {"name", "setting", "Name"});
+          auto state = Field(e, {"state", "State", "status", "Status"});
+          auto reason = Field(e, {"reason", "Reason"}).value_or("");
+          auto can_reset = Field(e, {"CanReset", "canReset", "can_reset"});
+          if (state && (uri || name)) {
+            auto mapped = MapDeviceState(*state);
+            for (const StatusRow& r : rows) {
+              // Only what the device acknowledged: a report cannot hide a pending command.
+              if (!mapped || !r.delivered || !SettingMatches(r.loc_uri, uri, name)) continue;
+              // A user's entry speaks for ./User/ settings of that user, a device entry for
+              // device settings.
+              const bool user_uri = r.loc_uri.rfind("./User/", 0) == 0;
+              if (user.empty() ? user_uri
+                               : (!user_uri || (!r.upn.empty() && !SameUser(user, r.upn)))) {
+                continue;
+              }
+              result = db.Run(
+                  "UPDATE setting_status SET status = ?, reason = ?, updated_at = ? WHERE "
+                  "dev_id = ? AND upn = ? AND profile_id = ? AND setting_idx = ?",
+                  *mapped, reason, store.Now(), dev_id, r.upn, r.profile_id, r.idx);
+              if (!result.ok()) return;
+            }
+          } else if (can_reset && !user.empty()) {
+            result = db.Run(
+                "INSERT INTO user_recovery (dev_id, upn, can_reset, reason, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dev_id, upn) DO UPDATE SET "
+                "can_reset = excluded.can_reset, reason = excluded.reason, "
+                "updated_at = excluded.updated_at",
+                dev_id, user, *can_reset, reason, store.Now());
+            if (!result.ok()) return;
+          }
         }
-      }
-    } else if (can_reset && user && !user->empty()) {
-      result = db.Run(
-          "INSERT INTO user_recovery (dev_id, upn, can_reset, reason, updated_at) "
-          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dev_id, upn) DO UPDATE SET "
-          "can_reset = excluded.can_reset, reason = excluded.reason, "
-          "updated_at = excluded.updated_at",
-          dev_id, std::string_view(*user), std::string_view(*can_reset), std::string_view(reason),
-          store.Now());
-      if (!result.ok()) return;
-    }
-    for (const tinyxml2::XMLElement* c = e->FirstChildElement(); c; c = c->NextSiblingElement()) {
-      visit(c);
-    }
-  };
-  visit(doc.RootElement());
+        for (const tinyxml2::XMLElement* c = e->FirstChildElement(); c;
+             c = c->NextSiblingElement()) {
+          visit(c, user);
+        }
+      };
+  visit(doc.RootElement(), "");
   return result;
 }
 

@@ -43,6 +43,10 @@ class ManagementService {
   Store& store_;
 };
 
+// A user name in a device report names the UPN `upn`: the UPN itself (case-insensitive), or its
+// part before '@' when the device reports bare account names.
+bool SameUser(std::string_view reported, std::string_view upn);
+
 // Stores a device's compliance/recovery report and applies it to per-setting status (pending
 // reboot, conflict, ...) and each user's CanReset. Caller holds the lock.
 Status IngestReport(Store& store, std::string_view dev_id, std::string_view type,

@@ -1,6 +1,7 @@
 #include "samples/server/report.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <set>
 
@@ -46,21 +47,20 @@ Result<json> BuildReport(Store& store) {
   DM_ASSIGN_OR_RETURN(auto reports,
                       store.db().Prepare("SELECT COUNT(*) FROM device_reports WHERE dev_id = ?"));
   for (const Device& d : devices) {
-    std::map<std::string, std::pair<std::string, std::string>> can_reset;  // lower(upn) ->
+    // The device's recovery report, by the user name it used.
+    std::vector<std::array<std::string, 3>> can_reset;  // user, CanReset, reason
     DM_RETURN_IF_ERROR(recovery.Reset());
-    recovery.Bind(1, std::string_view(d.dev_id));
+    recovery.Bind(1, d.dev_id);
     while (true) {
       DM_ASSIGN_OR_RETURN(bool row, recovery.Step());
       if (!row) break;
-      std::string key = recovery.Text(0);
-      std::transform(key.begin(), key.end(), key.begin(), ::tolower);
-      can_reset[key] = {recovery.Text(1), recovery.Text(2)};
+      can_reset.push_back({recovery.Text(0), recovery.Text(1), recovery.Text(2)});
     }
     auto can_reset_of = [&](const std::string& upn) -> std::string {
-      std::string key = upn;
-      std::transform(key.begin(), key.end(), key.begin(), ::tolower);
-      auto it = can_reset.find(key);
-      return it == can_reset.end() ? "" : it->second.first;
+      for (const auto& r : can_reset) {
+        if (SameUser(r[0], upn)) return r[1];
+      }
+      return "";
     };
     std::set<std::string> users_with_rows;
     DM_RETURN_IF_ERROR(settings.Reset());
@@ -74,9 +74,7 @@ Result<json> BuildReport(Store& store) {
       if (status == "Pending" && reason.empty()) {
         reason = PendingReason(d, upn, settings.Int(6) != 0, settings.Int(7) != 0, settings.Int(8));
       }
-      std::string key = upn;
-      std::transform(key.begin(), key.end(), key.begin(), ::tolower);
-      users_with_rows.insert(key);
+      if (!upn.empty()) users_with_rows.insert(upn);
       rows.push_back(json{{"device", d.dev_id},
                           {"tenant", d.tenant_id},
                           {"user", upn},
@@ -87,17 +85,20 @@ Result<json> BuildReport(Store& store) {
                           {"reason", reason},
                           {"can_reset", upn.empty() ? "" : can_reset_of(upn)}});
     }
-    for (const auto& [key, value] : can_reset) {
-      if (users_with_rows.count(key)) continue;
+    for (const auto& r : can_reset) {
+      if (std::any_of(users_with_rows.begin(), users_with_rows.end(),
+                      [&](const std::string& upn) { return SameUser(r[0], upn); })) {
+        continue;
+      }
       rows.push_back(json{{"device", d.dev_id},
                           {"tenant", d.tenant_id},
-                          {"user", key},
+                          {"user", r[0]},
                           {"profile", ""},
                           {"setting", ""},
                           {"status", ""},
                           {"code", nullptr},
-                          {"reason", value.second},
-                          {"can_reset", value.first}});
+                          {"reason", r[2]},
+                          {"can_reset", r[1]}});
     }
     DM_RETURN_IF_ERROR(reports.Reset());
     reports.Bind(1, std::string_view(d.dev_id));

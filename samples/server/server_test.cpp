@@ -403,6 +403,27 @@ TEST_F(TargetingTest, UserSettingsOnlyReachTheSignedInUserOfTheGroup) {
   EXPECT_EQ(ops[0].type, CommandType::kReplace);
 }
 
+TEST_F(TargetingTest, UserSectionOfTheReportUpdatesThatUsersSettings) {
+  TestDevice d = Enroll("DEV-SHARED", "alice@fabrikam.test");
+  Exchange ex = Send(d, Pkg1(d, "user", "alice@fabrikam.test"));
+  ASSERT_EQ(Ops(ex.reply).size(), 1u);
+  Send(d, Answer(d, ex.reply, [](const Command&) { return 200; }));
+  EXPECT_EQ(Row("DEV-SHARED", "alice@fabrikam.test", Expanded(kUserPinUri)).at("status"),
+            "Succeeded");
+  // The device names the user by account name; its device section says nothing about ./User/.
+  const std::string report =
+      "<DMAgentReport version=\"1\"><Device><Setting "
+      "name=\"PassportForWork/PINComplexity/MinimumPINLength\" state=\"Error\"/></Device>"
+      "<User name=\"alice\"><Setting name=\"PassportForWork/PINComplexity/MinimumPINLength\" "
+      "state=\"Pending\" reason=\"takes effect at alice's next sign-in\"/>"
+      "<Recovery CanReset=\"NonDestructiveOnly\" reason=\"\"/></User></DMAgentReport>";
+  Send(d, Pkg1(d, "user", "alice@fabrikam.test", {AlertItem(kReportAlertType, report, "xml")}));
+  json row = Row("DEV-SHARED", "alice@fabrikam.test", Expanded(kUserPinUri));
+  EXPECT_EQ(row.at("status"), "Pending");
+  EXPECT_EQ(row.at("reason"), "takes effect at alice's next sign-in");
+  EXPECT_EQ(row.at("can_reset"), "NonDestructiveOnly");
+}
+
 TEST_F(TargetingTest, ExcludeWinsOverInclude) {
   TestDevice d = Enroll("DEV-CAROL", "carol@fabrikam.test");
   EXPECT_TRUE(Ops(Send(d, Pkg1(d, "user", "carol@fabrikam.test")).reply).empty());
@@ -470,34 +491,39 @@ TEST_F(DeliveryTest, StatusesBecomePerSettingStatus) {
   EXPECT_EQ(web.at("status"), "Failed");
   EXPECT_EQ(web.at("code"), 405);
 
-  // The device's report (1226): the applied setting waits for a reboot, the user's CanReset.
-  const std::string report =
-      "<DMAgentReport><Setting uri=\"" + Expanded(kHelloUri) +
-      "\" state=\"PendingReboot\" reason=\"takes effect after the reboot step\"/>"
-      "<Recovery user=\"alice@fabrikam.test\" canReset=\"DestructiveOnly\" reason=\"no "
-      "protector yet\"/></DMAgentReport>";
-  Send(d, Pkg1(d, "none", "", {AlertItem(kReportAlertType, report, "xml")}));
+  // The device's report (1226, the agent's format): the applied setting waits for a reboot;
+  // the user's CanReset.
+  auto agent_report = [](const std::string& state, const std::string& can_reset) {
+    return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DMAgentReport version=\"1\">\n"
+           "  <Device joinType=\"AzureAdJoined\" trustModel=\"CloudKerberos\" tpm=\"true\" "
+           "biometricSensor=\"false\">\n"
+           "    <Setting name=\"PassportForWork/EnablePinRecovery\" state=\"" +
+           state +
+           "\" source=\"MDM (device)\" desired=\"true\" takesEffect=\"AfterReboot\" "
+           "corrective=\"false\" reason=\"takes effect after the reboot step\"/>\n"
+           "    <Setting name=\"Authentication/ConfigureWebSignInAllowedUrls\" "
+           "state=\"Succeeded\" source=\"MDM (device)\" takesEffect=\"Immediately\" "
+           "corrective=\"false\" reason=\"\"/>\n"
+           "  </Device>\n  <User name=\"alice@fabrikam.test\">\n    <Recovery CanReset=\"" +
+           can_reset + "\" reason=\"no protector yet\"/>\n  </User>\n</DMAgentReport>\n";
+  };
+  Send(
+      d,
+      Pkg1(d, "none", "",
+           {AlertItem(kReportAlertType, agent_report("PendingReboot", "DestructiveOnly"), "xml")}));
   hello = Row("DEV-1", "", Expanded(kHelloUri));
   EXPECT_EQ(hello.at("status"), "PendingReboot");
   EXPECT_EQ(hello.at("reason"), "takes effect after the reboot step");
   // A report cannot turn the failed setting into a success.
-  Send(d, Pkg1(d, "none", "",
-               {AlertItem(kReportAlertType,
-                          "<R><Setting uri=\"" + std::string(kWebSignInUri) +
-                              "\" state=\"Succeeded\"/></R>",
-                          "xml")}));
   EXPECT_EQ(Row("DEV-1", "", kWebSignInUri).at("status"), "Failed");
   json recovery = Row("DEV-1", "alice@fabrikam.test", "");
   ASSERT_FALSE(recovery.is_null());
   EXPECT_EQ(recovery.at("can_reset"), "DestructiveOnly");
 
-  // After the reboot the device reports success; a conflict shows as such.
+  // After the reboot the device reports success and the user can reset without losing keys.
   Send(d, Pkg1(d, "none", "",
                {AlertItem(kReportAlertType,
-                          "<R><Setting name=\"PassportForWork/EnablePinRecovery\" "
-                          "state=\"Succeeded\"/><User upn=\"alice@fabrikam.test\" "
-                          "CanReset=\"DestructiveAndNonDestructive\"/></R>",
-                          "xml")}));
+                          agent_report("Succeeded", "DestructiveAndNonDestructive"), "xml")}));
   EXPECT_EQ(Row("DEV-1", "", Expanded(kHelloUri)).at("status"), "Succeeded");
   EXPECT_EQ(Row("DEV-1", "alice@fabrikam.test", "").at("can_reset"),
             "DestructiveAndNonDestructive");
