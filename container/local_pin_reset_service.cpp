@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "container/container_internal.h"
 
 namespace dm::container {
@@ -89,12 +91,17 @@ Status LocalPinResetService::Authenticate(std::string_view user,
     return SignInFailed();
   }
   DirectoryUser& u = it->second;
+  const int64_t now_s = ToUnixSeconds(options_.clock->Now());
+  if (u.locked_until > now_s) {
+    return FailedPrecondition("too many failed sign-ins for '" + internal::SanitizeForLog(user) +
+                              "'; try again after " + FormatUtc(FromUnixSeconds(u.locked_until)));
+  }
   DM_ASSIGN_OR_RETURN(SecretBytes verifier,
                       crypto::Scrypt(credentials.password, u.salt, options_.kdf));
   const bool password_ok = verifier == u.password_verifier;
 
   // RFC 6238 with a small window for clock skew; a code is accepted at most once.
-  const int64_t now_step = ToUnixSeconds(options_.clock->Now()) / 30;
+  const int64_t now_step = now_s / 30;
   int64_t matched_step = -1;
   for (int64_t d = -options_.totp_window_steps; d <= options_.totp_window_steps; ++d) {
     const int64_t step = now_step + d;
@@ -107,8 +114,15 @@ Status LocalPinResetService::Authenticate(std::string_view user,
   if (!password_ok || matched_step < 0) {
     spdlog::info("PIN reset service: sign-in refused for '{}' ({})", internal::SanitizeForLog(user),
                  !password_ok ? "password" : "verification code");
+    if (++u.failed_sign_ins >= std::max(1, options_.max_failed_sign_ins)) {
+      u.failed_sign_ins = 0;
+      u.locked_until = now_s + options_.lockout.count();
+      spdlog::warn("PIN reset service: '{}' locked out after repeated failed sign-ins",
+                   internal::SanitizeForLog(user));
+    }
     return SignInFailed();
   }
+  u.failed_sign_ins = 0;
   u.last_totp_step = matched_step;
   return Status::Ok();
 }

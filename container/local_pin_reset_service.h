@@ -3,6 +3,7 @@
 // Entra apps the PIN reset flow needs. The networked service implements the same interface.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,10 @@ struct LocalPinResetServiceOptions {
   int rsa_bits = 3072;
   // TOTP codes one step either side of now are accepted (clock skew).
   int totp_window_steps = 1;
+  // Consecutive failed sign-ins before a user is refused for `lockout` (a 6-digit code must
+  // not be guessable by trying them all).
+  int max_failed_sign_ins = 5;
+  std::chrono::seconds lockout = std::chrono::minutes(15);
 };
 
 class LocalPinResetService final : public PinResetService {
@@ -48,7 +53,8 @@ class LocalPinResetService final : public PinResetService {
 
   Result<std::string> PublicKeyPem() override;
   // Consent first (PermissionDenied naming the missing app, AADSTS650052-style), then password
-  // and TOTP (Unauthenticated; a code is accepted once). Unknown user: Unauthenticated.
+  // and TOTP (Unauthenticated; a code is accepted once). Unknown user: Unauthenticated. After
+  // max_failed_sign_ins failures in a row: FailedPrecondition until the lockout ends.
   Status Authenticate(std::string_view user, const ResetCredentials& credentials) override;
   Result<SecretBytes> RecoverProtector(std::string_view user,
                                        std::span<const uint8_t> encrypted_protector,
@@ -60,6 +66,8 @@ class LocalPinResetService final : public PinResetService {
     SecretBytes password_verifier;
     SecretBytes totp_secret;
     int64_t last_totp_step = -1;  // replay protection
+    int failed_sign_ins = 0;
+    int64_t locked_until = 0;
   };
   LocalPinResetService(SecretBytes private_key_pem, std::string public_key_pem,
                        LocalPinResetServiceOptions options)

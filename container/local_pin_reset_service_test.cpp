@@ -75,6 +75,18 @@ TEST_F(LocalPinResetServiceTest, TotpCodeIsSingleUseAndTimeBound) {
   EXPECT_TRUE(service_->Authenticate("alice", Creds("correct horse")).ok());
 }
 
+TEST_F(LocalPinResetServiceTest, RepeatedFailuresLockTheUserOut) {
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(service_->Authenticate("alice", Creds("guess")).code(), Code::kUnauthenticated);
+  }
+  // Locked: even the right password and code are refused until the lockout ends.
+  Status s = service_->Authenticate("alice", Creds("correct horse"));
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.message().find("too many failed sign-ins"), std::string::npos);
+  clock_.Advance(std::chrono::minutes(15));
+  EXPECT_TRUE(service_->Authenticate("alice", Creds("correct horse")).ok());
+}
+
 TEST_F(LocalPinResetServiceTest, MissingConsentNamesTheApp) {
   service_->SetConsent(kPinResetServiceAppId, false);
   Status s = service_->Authenticate("alice", Creds("correct horse"));
