@@ -195,6 +195,7 @@ struct StoreOptions {
   // Certifies new Hello keys; nullptr = self-signed (pki::SelfSign), used only when the device
   // has no CA. Not owned; must outlive the store.
   CertificateIssuer* issuer = nullptr;
+  // Validity of self-signed certificates (an issuer decides its own, e.g. LocalCaIssuer).
   std::chrono::seconds certificate_validity = std::chrono::hours(24 * 365);
   int max_pin_attempts = 5;
   // First lockout after max_pin_attempts; each further wrong PIN after that doubles it.
@@ -228,8 +229,9 @@ class ContainerStore {
   Status NavigateWebSignIn(std::string_view url);
 
   // ---- the user's side ----
-  // FailedPrecondition when policy disables Hello for the user, AlreadyExists when enrolled,
-  // InvalidArgument when the PIN breaks the applied complexity.
+  // FailedPrecondition when policy disables Hello for the user or requires a security device
+  // (containers here are software-backed), AlreadyExists when enrolled, InvalidArgument when
+  // the PIN breaks the applied complexity. With no applied policy the CSP defaults hold.
   Result<ContainerInfo> Provision(std::string_view user, const SecretBytes& pin);
   // Unauthenticated "incorrect PIN, N attempts left"; FailedPrecondition while locked out.
   Result<UnlockResult> Unlock(std::string_view user, const SecretBytes& pin);
@@ -243,7 +245,8 @@ class ContainerStore {
   Status ResetPinNonDestructive(std::string_view user, PinResetService& service,
                                 const ResetCredentials& credentials, const SecretBytes& new_pin);
   // Deletes the key pair and certificate and provisions new ones with `new_pin` after the
-  // authenticator accepted the user; the reset is recorded.
+  // authenticator accepted the user; the reset is recorded. Refused (container kept) when
+  // policy would not allow the new provisioning.
   Result<ContainerInfo> ResetPinDestructive(std::string_view user, UserAuthenticator& authenticator,
                                             const ResetCredentials& credentials,
                                             const SecretBytes& new_pin);
