@@ -185,6 +185,14 @@ Result<std::string> Session::Start(const SessionStart& start) {
   login.data = syncml::Data(start.login_status);
   msg.commands.push_back(
       syncml::MakeAlert(std::to_string(id++), syncml::alert::kClientEvent, {login}));
+  for (const ClientEvent& e : start.client_events) {
+    Item item;
+    item.meta = Meta{};
+    item.meta->type = e.type;
+    item.data = syncml::Data(e.data);
+    msg.commands.push_back(
+        syncml::MakeAlert(std::to_string(id++), syncml::alert::kClientEvent, {item}));
+  }
   for (const GenericAlert& a : start.alerts) {
     Item item;
     if (a.source) item.source = Location{*a.source, std::nullopt};

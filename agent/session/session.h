@@ -64,10 +64,18 @@ struct SessionOptions {
   syncml::EncodeOptions encode;
 };
 
+// A further 1224 client event after LoginStatus, e.g. the signed-in user's identity
+// ("com.microsoft/MDM/AADUserToken"), which tells the server whose ./User settings to send.
+struct ClientEvent {
+  std::string type;
+  std::string data;
+};
+
 struct SessionStart {
   bool server_initiated = false;      // Alert 1200 (after a push) instead of 1201
   std::string login_status = "user";  // Alert 1224 LoginStatus: user | others | none
   std::string user;                   // whom ./User/... URIs address in this session
+  std::vector<ClientEvent> client_events;  // more 1224 alerts, after LoginStatus
   std::vector<GenericAlert> alerts;   // pending 1226 alerts, one Alert command each
 };
 
@@ -95,6 +103,9 @@ class Session {
   // the server refused our credentials (Unauthenticated), the database failed (IoError...), or
   // the session is already over (FailedPrecondition).
   Result<std::optional<std::string>> Process(std::string_view server_message);
+
+  // Local management (`dmagent exec`, no Start()): whom ./User/... addresses.
+  void SetUser(std::string user) { ctx_.user = std::move(user); }
 
   const std::string& session_id() const { return session_id_; }
   bool over() const { return over_; }

@@ -1,0 +1,555 @@
+// dmagent: the device agent's command line. Each subcommand opens the device's state (one
+// SQLite database in the state directory), does one thing and exits; `run` is the daemon.
+// Secrets (PINs, passwords, one-time codes) are read from standard input or a terminal
+// prompt, never from arguments.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "agent/cli/key_signin.h"
+#include "agent/cli/secret_input.h"
+#include "agent/cli/views.h"
+#include "agent/runtime/daemon.h"
+#include "agent/runtime/device.h"
+#include "agent/runtime/enrollment.h"
+#include "agent/runtime/hello_issuer.h"
+#include "agent/runtime/pin_reset_client.h"
+#include "agent/runtime/sync.h"
+#include "agent/session/session.h"
+#include "base/log.h"
+#include "container/security_key.h"
+#include "csp/device_facts.h"
+#include "storage/state_dir.h"
+
+namespace dm::agent::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+struct Globals {
+  std::string state_dir;
+  std::string log_level = "warn";
+  int pin_kdf_log2 = 15;
+};
+
+Result<std::string> ReadFile(const std::string& path) {
+  if (path == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+Result<std::unique_ptr<Device>> OpenDevice(const Globals& g) {
+  if (g.pin_kdf_log2 < 10 || g.pin_kdf_log2 > 20) {
+    return InvalidArgument("--pin-kdf-cost must be between 10 and 20");
+  }
+  DeviceOptions o;
+  o.state_dir =
+      storage::ResolveStateDir(g.state_dir.empty() ? std::nullopt : std::optional(g.state_dir));
+  o.pin_kdf.n = uint64_t{1} << g.pin_kdf_log2;
+  o.make_issuer = MakeHelloIssuer;
+  return Device::Open(std::move(o));
+}
+
+void PrintJsonOrText(bool json, const Json& j, const std::string& text) {
+  if (json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << text;
+  }
+}
+
+std::string UserOrSignedIn(Device& device, const std::string& user) {
+  if (!user.empty()) return user;
+  auto signed_in = device.SignedInUser();
+  return signed_in.ok() ? *signed_in : "";
+}
+
+// ---- exec ------------------------------------------------------------------------------------
+
+Status Exec(Device& device, const std::string& file, const std::string& user) {
+  DM_ASSIGN_OR_RETURN(std::string message, ReadFile(file));
+  std::string who = UserOrSignedIn(device, user);
+  SessionOptions so;
+  Session session(device.tree(), device.db(), so);
+  session.SetUser(who);
+  DM_ASSIGN_OR_RETURN(std::optional<std::string> response, session.Process(message));
+  for (const CommandOutcome& o : session.last_outcomes()) {
+    spdlog::info("{} {} {} -> {}{}{}", o.cmd, o.cmd_id, o.uri, o.code, o.reason.empty() ? "" : ": ",
+                 o.reason);
+  }
+  if (response) std::cout << *response << (response->ends_with('\n') ? "" : "\n");
+  return Status::Ok();
+}
+
+// ---- sign-in and PIN -----------------------------------------------------------------------
+
+Status SignIn(Device& device, const std::string& user) {
+  DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));
+  DM_RETURN_IF_ERROR(device.SetSignedInUser(user));
+  DM_ASSIGN_OR_RETURN(container::ContainerInfo info, device.containers().Info(user));
+  if (info.exists) {
+    DM_ASSIGN_OR_RETURN(SecretBytes pin, ReadSecretLine("PIN"));
+    DM_ASSIGN_OR_RETURN(container::UnlockResult r, device.containers().Unlock(user, pin));
+    std::cout << user << " signed in with Windows Hello PIN\n";
+    if (r.must_change_pin) std::cout << "You must change your PIN: " << r.reason << "\n";
+  } else {
+    DM_ASSIGN_OR_RETURN(auto applied, device.containers().GetAppliedPolicy(user));
+    if (!applied.hello_enabled) {
+      std::cout << user
+                << " signed in; Windows Hello for Business is turned off by policy, "
+                   "no PIN is set up\n";
+    } else {
+      std::cout << "Set up a Windows Hello PIN for " << user << "\n";
+      DM_ASSIGN_OR_RETURN(SecretBytes pin, ReadNewSecret("New PIN"));
+      DM_ASSIGN_OR_RETURN(container::ContainerInfo made, device.containers().Provision(user, pin));
+      std::cout << user << " signed in; Windows Hello provisioned: key " << made.ngc_key_id
+                << ", certificate " << made.thumbprint << "\n";
+    }
+  }
+  DM_RETURN_IF_ERROR(device.policy().Evaluate());
+  DM_ASSIGN_OR_RETURN(policy::RecoveryState rec, device.policy().Recovery(user));
+  std::cout << "CanReset: " << policy::CanResetName(rec.can_reset)
+            << (rec.reason.empty() ? "" : " (" + rec.reason + ")") << "\n";
+  return Status::Ok();
+}
+
+Status ChangePin(Device& device, const std::string& user) {
+  DM_ASSIGN_OR_RETURN(SecretBytes old_pin, ReadSecretLine("Current PIN"));
+  DM_ASSIGN_OR_RETURN(SecretBytes new_pin, ReadNewSecret("New PIN"));
+  DM_RETURN_IF_ERROR(device.containers().ChangePin(user, old_pin, new_pin));
+  DM_RETURN_IF_ERROR(device.policy().Evaluate());
+  std::cout << "PIN changed for " << user << "\n";
+  return Status::Ok();
+}
+
+Status ResetPin(Device& device, const std::string& user, bool force_destructive) {
+  DM_ASSIGN_OR_RETURN(policy::RecoveryState rec, device.policy().Recovery(user));
+  const bool can_non_destructive = rec.can_reset == policy::CanReset::kNonDestructiveOnly ||
+                                   rec.can_reset == policy::CanReset::kDestructiveAndNonDestructive;
+  if (force_destructive && rec.can_reset == policy::CanReset::kNonDestructiveOnly) {
+    return FailedPrecondition("destructive reset is not available on this device (" + rec.reason +
+                              "); reset without --destructive");
+  }
+  const bool non_destructive = can_non_destructive && !force_destructive;
+  DM_ASSIGN_OR_RETURN(auto service, RemotePinResetService::Connect(device));
+  std::cout << (non_destructive
+                    ? "Non-destructive PIN reset: your keys and certificates are kept.\n"
+                    : "Destructive PIN reset: the keys and certificates in your Windows Hello "
+                      "container will be deleted and new ones created.\n");
+  std::cout << "Verify your identity (password and authenticator code).\n";
+  container::ResetCredentials creds;
+  DM_ASSIGN_OR_RETURN(creds.password, ReadSecretLine("Password"));
+  DM_ASSIGN_OR_RETURN(SecretBytes otp, ReadSecretLine("Authenticator code"));
+  creds.otp_code = std::string(otp.view());
+  DM_ASSIGN_OR_RETURN(SecretBytes new_pin, ReadNewSecret("New PIN"));
+  if (non_destructive) {
+    DM_RETURN_IF_ERROR(device.containers().ResetPinNonDestructive(user, *service, creds, new_pin));
+  } else {
+    DM_RETURN_IF_ERROR(
+        device.containers().ResetPinDestructive(user, *service, creds, new_pin).status());
+  }
+  DM_RETURN_IF_ERROR(device.policy().Evaluate());
+  DM_ASSIGN_OR_RETURN(container::ContainerInfo info, device.containers().Info(user));
+  std::cout << (non_destructive ? "non-destructive" : "destructive") << " reset done for " << user
+            << ": certificate " << info.thumbprint << " valid " << FormatUtc(info.not_before)
+            << " -- " << FormatUtc(info.not_after) << "\n";
+  return Status::Ok();
+}
+
+// ---- local admin source and device facts ----------------------------------------------------
+
+policy::Target MakeTarget(const std::string& setting, const std::string& user) {
+  return {.scope = user.empty() ? policy::Scope::kDevice : policy::Scope::kUser,
+          .user = user,
+          .setting = setting};
+}
+
+// ---- security keys ---------------------------------------------------------------------------
+
+container::SecurityKeyStore KeyStore(Device& device) {
+  return container::SecurityKeyStore(
+      device.db(), {.device_key_file = device.state_dir() / container::kSecurityKeyDeviceKeyFile});
+}
+
+Json KeyJson(const container::SecurityKeyInfo& k) {
+  return Json{{"key_id", k.key_id},
+              {"label", k.label},
+              {"pin_set", k.pin_set},
+              {"pin_retries", k.pin_retries},
+              {"blocked", std::string(container::PinBlockStateName(k.blocked))},
+              {"min_pin_length", k.min_pin_length},
+              {"force_pin_change", k.force_pin_change},
+              {"credentials", k.credential_count},
+              {"last_reset", k.last_reset_at ? Json(FormatUtc(*k.last_reset_at)) : Json(nullptr)}};
+}
+
+int Fail(const Status& s) {
+  std::cerr << "dmagent: " << s.message() << "\n";
+  switch (s.code()) {
+    case Code::kInvalidArgument:
+      return 2;
+    case Code::kUnauthenticated:
+    case Code::kPermissionDenied:
+      return 3;
+    case Code::kFailedPrecondition:
+      return 4;
+    case Code::kUnavailable:
+    case Code::kDeadlineExceeded:
+      return 5;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "dmagent: an OMA-DM (MS-MDM) device agent with Windows Hello-style credential "
+      "containers"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--state-dir", g.state_dir,
+                 "state directory (default $DMAGENT_STATE_DIR, else /var/lib/dmagent)");
+  app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error, off");
+  app.add_option("--pin-kdf-cost", g.pin_kdf_log2,
+                 "log2 of the scrypt cost for new PINs (default 15; tests use 10)")
+      ->group("");
+
+  std::function<Status(Device&)> action;
+  auto on = [&](CLI::App* sub, std::function<Status(Device&)> f) {
+    sub->callback([&action, f] { action = f; });
+  };
+
+  // exec
+  std::string exec_file = "-", exec_user;
+  auto* exec = app.add_subcommand(
+      "exec", "process one server SyncML message locally and print the client's response");
+  exec->add_option("file", exec_file, "the message (default - = standard input)");
+  exec->add_option("--user", exec_user, "user that ./User/... addresses (default: signed in)");
+  on(exec, [&](Device& d) { return Exec(d, exec_file, exec_user); });
+
+  // signin / signout
+  std::string user;
+  auto* signin = app.add_subcommand(
+      "signin", "sign a user in: provisions Windows Hello (new PIN) or unlocks it (PIN on stdin)");
+  signin->add_option("--user", user, "user name (UPN)")->required();
+  on(signin, [&](Device& d) { return SignIn(d, user); });
+  auto* signout = app.add_subcommand("signout", "sign the current user out");
+  on(signout, [&](Device& d) { return d.SetSignedInUser(""); });
+
+  // pin
+  auto* pin = app.add_subcommand("pin", "change or reset a Windows Hello PIN");
+  pin->require_subcommand(1);
+  auto* pin_change = pin->add_subcommand("change", "change the PIN (current, then new, on stdin)");
+  pin_change->add_option("--user", user)->required();
+  on(pin_change, [&](Device& d) { return ChangePin(d, user); });
+  bool destructive = false;
+  auto* pin_reset = pin->add_subcommand(
+      "reset",
+      "forgotten PIN: non-destructive when CanReset allows it (password, code, new PIN on stdin)");
+  pin_reset->add_option("--user", user)->required();
+  pin_reset->add_flag("--destructive", destructive,
+                      "delete the container's keys and certificates and start over");
+  on(pin_reset, [&](Device& d) { return ResetPin(d, user, destructive); });
+
+  // container show
+  bool json = false;
+  auto* container = app.add_subcommand("container", "inspect a user's Hello container");
+  container->require_subcommand(1);
+  auto* show = container->add_subcommand("show",
+                                         "key id, certificate thumbprint and dates, "
+                                         "protector present");
+  show->add_option("--user", user)->required();
+  show->add_flag("--json", json);
+  on(show, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(Json j, ContainerJson(d, user));
+    PrintJsonOrText(json, j, ContainerText(j));
+    return Status::Ok();
+  });
+
+  // status
+  auto* status = app.add_subcommand("status",
+                                    "dsregcmd /status-like device, user and policy "
+                                    "state");
+  status->add_option("--user", user, "only this user");
+  status->add_flag("--json", json);
+  on(status, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(Json j, StatusJson(d, user.empty() ? std::nullopt : std::optional(user)));
+    PrintJsonOrText(json, j, StatusText(j));
+    return Status::Ok();
+  });
+
+  // reboot
+  auto* reboot = app.add_subcommand(
+      "reboot", "the device's reboot step: settings waiting for a reboot take effect");
+  on(reboot, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(RebootResult r, PerformRebootStep(d));
+    std::cout << "reboot step done (boot " << r.boot_count << "): " << r.applied
+              << " setting(s) took effect" << (r.hook_ran ? "; reboot command ran" : "") << "\n";
+    return Status::Ok();
+  });
+
+  // enroll
+  std::string server, token, upn, ca_file, mgmt_url, cert_file, key_file, reset_url, reset_key;
+  auto* enroll = app.add_subcommand("enroll", "enroll with a management server");
+  enroll->add_option("--server", server, "dmserver base URL (https://host:port)");
+  enroll->add_option("--token", token, "the tenant's enrollment token");
+  enroll->add_option("--upn", upn, "the enrolling user");
+  enroll->add_option("--ca", ca_file, "CA bundle (PEM) to trust for the server");
+  enroll->add_option("--management-url", mgmt_url, "out of band: the OMA-DM management URL");
+  enroll->add_option("--cert", cert_file, "out of band: device certificate (PEM)");
+  enroll->add_option("--key", key_file, "out of band: device private key (PEM)");
+  enroll->add_option("--pin-reset-url", reset_url, "out of band: PIN reset service recover URL");
+  enroll->add_option("--pin-reset-key", reset_key, "out of band: PIN reset service public key");
+  on(enroll, [&](Device& d) -> Status {
+    std::string ca;
+    if (!ca_file.empty()) {
+      DM_ASSIGN_OR_RETURN(ca, ReadFile(ca_file));
+    }
+    if (!server.empty()) {
+      if (token.empty()) return InvalidArgument("--server needs --token");
+      DM_RETURN_IF_ERROR(EnrollWithServer(
+          d, {.server_url = server, .ca_bundle_pem = ca, .token = token, .upn = upn}));
+    } else if (!mgmt_url.empty()) {
+      if (ca.empty() || cert_file.empty() || key_file.empty()) {
+        return InvalidArgument("--management-url needs --ca, --cert and --key");
+      }
+      OutOfBandEnrollment e;
+      e.management_url = mgmt_url;
+      e.ca_pem = ca;
+      DM_ASSIGN_OR_RETURN(e.device_cert_pem, ReadFile(cert_file));
+      DM_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(key_file));
+      e.device_key_pem = SecretBytes(std::string_view(key_pem));
+      std::fill(key_pem.begin(), key_pem.end(), '\0');
+      e.pin_reset_url = reset_url;
+      if (!reset_key.empty()) {
+        DM_ASSIGN_OR_RETURN(e.pin_reset_public_key_pem, ReadFile(reset_key));
+      }
+      DM_RETURN_IF_ERROR(EnrollOutOfBand(d, e));
+    } else {
+      return InvalidArgument(
+          "give --server and --token, or --management-url with --ca, --cert, "
+          "--key");
+    }
+    DM_ASSIGN_OR_RETURN(EnrollmentState s, LoadEnrollment(d.db()));
+    std::cout << "enrolled; management server " << s.management_url
+              << (s.tenant_name.empty() ? "" : ", tenant " + s.tenant_name) << "\n";
+    return Status::Ok();
+  });
+
+  // sync / run
+  bool server_initiated = false;
+  auto* sync = app.add_subcommand("sync", "run one OMA-DM session with the management server");
+  sync->add_flag("--server-initiated", server_initiated, "as after a push (Alert 1200)");
+  on(sync, [&](Device& d) -> Status {
+    SyncOptions so;
+    so.server_initiated = server_initiated;
+    DM_ASSIGN_OR_RETURN(SyncResult r, RunSession(d, so));
+    std::cout << "session " << r.session_id << ": " << r.commands_received << " command(s), "
+              << r.commands_failed << " failed, " << r.alerts_delivered << " report(s) delivered"
+              << (r.reboot_performed ? ", reboot step performed" : "") << "\n";
+    return Status::Ok();
+  });
+  DaemonOptions daemon;
+  auto* run = app.add_subcommand("run", "the daemon: poll on the DMClient schedule until SIGTERM");
+  run->add_option("--max-sessions", daemon.max_sessions,
+                  "stop after this many sessions (0 = no "
+                  "limit)");
+  run->add_option("--poll-seconds", daemon.poll_override_seconds,
+                  "poll interval override in seconds (default: the DMClient schedule)");
+  on(run, [&](Device& d) { return RunDaemon(d, daemon); });
+
+  // local admin source
+  std::string setting, value;
+  auto* local = app.add_subcommand("local", "the local administrator's policy source");
+  local->require_subcommand(1);
+  auto* local_set = local->add_subcommand("set", "set a setting as local admin");
+  local_set->add_option("setting", setting, "catalog name, e.g. PassportForWork/EnablePinRecovery")
+      ->required();
+  local_set->add_option("value", value)->required();
+  local_set->add_option("--user", user, "user scope");
+  on(local_set, [&](Device& d) -> Status {
+    DM_RETURN_IF_ERROR(d.policy().SetDesired(policy::Source::kLocalAdmin, MakeTarget(setting, user),
+                                             value, "dmagent local"));
+    return d.policy().Evaluate();
+  });
+  auto* local_clear = local->add_subcommand("clear", "remove a local admin setting");
+  local_clear->add_option("setting", setting)->required();
+  local_clear->add_option("--user", user, "user scope");
+  on(local_clear, [&](Device& d) -> Status {
+    DM_RETURN_IF_ERROR(
+        d.policy().ClearDesired(policy::Source::kLocalAdmin, MakeTarget(setting, user)));
+    return d.policy().Evaluate();
+  });
+
+  // device facts
+  std::string join_type, trust_model, tpm, reboot_command;
+  auto* device_cmd = app.add_subcommand("device", "describe the device (join type, trust, TPM)");
+  device_cmd->require_subcommand(1);
+  auto* device_set = device_cmd->add_subcommand("set", "set device facts");
+  device_set->add_option("--join-type", join_type,
+                         "AzureAdJoined, HybridAzureAdJoined, DomainJoined, NotJoined");
+  device_set->add_option("--trust-model", trust_model,
+                         "CloudKerberosTrust, KeyTrust, CertificateTrust");
+  device_set->add_option("--tpm", tpm, "yes or no");
+  device_set->add_option("--reboot-command", reboot_command,
+                         "shell command the reboot step runs (\"\" = simulate only)");
+  on(device_set, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(policy::DeviceFacts f, d.policy().Facts());
+    if (!join_type.empty()) {
+      bool found = false;
+      for (auto j : {policy::JoinType::kAzureAdJoined, policy::JoinType::kHybridAzureAdJoined,
+                     policy::JoinType::kDomainJoined, policy::JoinType::kNotJoined}) {
+        if (policy::JoinTypeName(j) == join_type) f.join_type = j, found = true;
+      }
+      if (!found) return InvalidArgument("unknown join type " + join_type);
+    }
+    if (!trust_model.empty()) {
+      bool found = false;
+      for (auto t : {policy::TrustModel::kCloudKerberosTrust, policy::TrustModel::kKeyTrust,
+                     policy::TrustModel::kCertificateTrust}) {
+        if (policy::TrustModelName(t) == trust_model) f.trust_model = t, found = true;
+      }
+      if (!found) return InvalidArgument("unknown trust model " + trust_model);
+    }
+    if (!tpm.empty()) f.tpm_present = (tpm == "yes" || tpm == "true");
+    DM_RETURN_IF_ERROR(d.policy().SetFacts(f));
+    if (device_set->count("--reboot-command") > 0) {
+      DM_RETURN_IF_ERROR(reboot_command.empty() ? d.ClearSetting(kRebootCommandKey)
+                                                : d.SetSetting(kRebootCommandKey, reboot_command));
+    }
+    return d.policy().Evaluate();
+  });
+
+  // web sign-in
+  std::string url;
+  auto* web = app.add_subcommand("web-signin", "open a page in web sign-in (allow-list check)");
+  web->add_option("url", url)->required();
+  on(web, [&](Device& d) -> Status {
+    DM_RETURN_IF_ERROR(d.containers().NavigateWebSignIn(url));
+    std::cout << "web sign-in may open " << url << "\n";
+    return Status::Ok();
+  });
+
+  // security keys
+  std::string key_id, label = "Security key", rp = "login.microsoftonline.com", uv = "preferred",
+                      out_dir;
+  auto* key = app.add_subcommand("key", "FIDO2 security keys (software) of a user");
+  key->require_subcommand(1);
+  auto add_key_opts = [&](CLI::App* s) {
+    s->add_option("--user", user)->required();
+    s->add_option("--key", key_id, "key id or a unique prefix (default: the user's only key)");
+  };
+  auto resolve = [&](container::SecurityKeyStore& ks) -> Result<std::string> {
+    return ks.ResolveKey(user,
+                         key_id.empty() ? std::nullopt : std::optional<std::string_view>(key_id));
+  };
+  auto* key_list = key->add_subcommand("list", "the user's keys and their PIN state");
+  key_list->add_option("--user", user)->required();
+  key_list->add_flag("--json", json);
+  on(key_list, [&](Device& d) -> Status {
+    auto ks = KeyStore(d);
+    DM_ASSIGN_OR_RETURN(auto keys, ks.List(user));
+    Json arr = Json::array();
+    std::ostringstream text;
+    for (const auto& k : keys) {
+      arr.push_back(KeyJson(k));
+      text << k.key_id << "  " << k.label << "  PIN " << (k.pin_set ? "set" : "not set")
+           << ", retries " << k.pin_retries << ", " << container::PinBlockStateName(k.blocked)
+           << ", minPINLength " << k.min_pin_length << ", " << k.credential_count
+           << " credential(s)\n";
+    }
+    if (keys.empty()) text << "no security keys for " << user << "\n";
+    PrintJsonOrText(json, arr, text.str());
+    return Status::Ok();
+  });
+  auto* key_create = key->add_subcommand("create", "create a software security key");
+  key_create->add_option("--user", user)->required();
+  key_create->add_option("--label", label);
+  on(key_create, [&](Device& d) -> Status {
+    auto ks = KeyStore(d);
+    DM_ASSIGN_OR_RETURN(std::string id, ks.Create(user, label));
+    std::cout << id << "\n";
+    return Status::Ok();
+  });
+  auto* key_set_pin = key->add_subcommand("set-pin", "set the key's PIN (new PIN on stdin)");
+  add_key_opts(key_set_pin);
+  on(key_set_pin, [&](Device& d) -> Status {
+    auto ks = KeyStore(d);
+    DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
+    DM_ASSIGN_OR_RETURN(SecretBytes p, ReadNewSecret("New security key PIN"));
+    DM_RETURN_IF_ERROR(ks.SetPin(user, id, p));
+    std::cout << "PIN set on " << id << "\n";
+    return Status::Ok();
+  });
+  auto* key_change_pin = key->add_subcommand("change-pin", "change the key's PIN (current, new)");
+  add_key_opts(key_change_pin);
+  on(key_change_pin, [&](Device& d) -> Status {
+    auto ks = KeyStore(d);
+    DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
+    DM_ASSIGN_OR_RETURN(SecretBytes cur, ReadSecretLine("Current security key PIN"));
+    DM_ASSIGN_OR_RETURN(SecretBytes p, ReadNewSecret("New security key PIN"));
+    DM_RETURN_IF_ERROR(ks.ChangePin(user, id, cur, p));
+    std::cout << "PIN changed on " << id << "\n";
+    return Status::Ok();
+  });
+  bool confirm = false;
+  auto* key_reset = key->add_subcommand(
+      "reset", "authenticatorReset: wipes EVERY credential on the key (needs --yes)");
+  add_key_opts(key_reset);
+  key_reset->add_flag("--yes", confirm, "confirm that every credential on the key is destroyed");
+  on(key_reset, [&](Device& d) -> Status {
+    auto ks = KeyStore(d);
+    DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
+    std::cerr << container::kSecurityKeyResetWarning << "\n";
+    if (!confirm) return FailedPrecondition("not confirmed: run again with --yes to reset");
+    DM_RETURN_IF_ERROR(ks.PowerCycle(user, id));  // the user re-inserts the key
+    DM_ASSIGN_OR_RETURN(int wiped,
+                        ks.Reset(user, id, container::ResetConfirmation::kDestroyAllCredentials));
+    std::cout << "security key " << id << " reset: " << wiped << " credential(s) deleted\n";
+    return Status::Ok();
+  });
+  auto* key_power = key->add_subcommand("power-cycle", "simulate unplugging and re-inserting");
+  add_key_opts(key_power);
+  on(key_power, [&](Device& d) -> Status {
+    auto ks = KeyStore(d);
+    DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
+    return ks.PowerCycle(user, id);
+  });
+  auto* key_sign = key->add_subcommand(
+      "sign-in", "register if needed and sign a WebAuthn assertion (PIN on stdin when asked)");
+  add_key_opts(key_sign);
+  key_sign->add_option("--rp", rp, "relying party id");
+  key_sign->add_option("--uv", uv, "required, preferred or discouraged");
+  key_sign->add_option("--out", out_dir,
+                       "write pub.pem, data.bin and sig.der here (for "
+                       "`openssl dgst -verify`)");
+  on(key_sign, [&](Device& d) { return KeySignIn(d, user, key_id, rp, uv, out_dir); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (Status s = InitLogging(g.log_level); !s.ok()) return Fail(s);
+  auto device = OpenDevice(g);
+  if (!device.ok()) return Fail(device.error());
+  Status s = action ? action(**device) : Status::Ok();
+  if (!s.ok()) return Fail(s);
+  return 0;
+}
+
+}  // namespace dm::agent::cli
+
+int main(int argc, char** argv) { return dm::agent::cli::Main(argc, argv); }

@@ -1,0 +1,65 @@
+#include "agent/runtime/device.h"
+
+#include "csp/device_tree.h"
+#include "storage/schema.h"
+#include "storage/state_dir.h"
+
+namespace dm::agent {
+
+Result<std::unique_ptr<Device>> Device::Open(DeviceOptions options) {
+  std::unique_ptr<Device> device(new Device(std::move(options)));
+  DM_RETURN_IF_ERROR(device->Init());
+  return device;
+}
+
+Device::~Device() = default;
+
+Status Device::Init() {
+  DM_RETURN_IF_ERROR(storage::PrepareStateDir(options_.state_dir));
+  DM_ASSIGN_OR_RETURN(db_, storage::Database::Open(options_.state_dir / storage::kDatabaseFile,
+                                                   {.migrations = storage::AgentSchema()}));
+  if (options_.make_issuer) {
+    DM_ASSIGN_OR_RETURN(issuer_, options_.make_issuer(*db_, options_.state_dir));
+  }
+  container::StoreOptions store;
+  store.clock = options_.clock;
+  store.random = options_.random;
+  store.kdf = options_.pin_kdf;
+  store.issuer = issuer_.get();
+  containers_ = std::make_unique<container::ContainerStore>(*db_, store);
+  policy_ =
+      std::make_unique<policy::PolicyEngine>(*db_, *containers_, *options_.clock, options_.engine);
+  tree_ = csp::MakeDeviceTree(*db_, *policy_, *options_.clock);
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> Device::Setting(std::string_view key) {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT value FROM settings WHERE key = ?"));
+  st.Bind(1, key);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(st.Text(0));
+}
+
+Status Device::SetSetting(std::string_view key, std::string_view value) {
+  return db_->Run(
+      "INSERT INTO settings (key, value) VALUES (?, ?) "
+      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key, value);
+}
+
+Status Device::ClearSetting(std::string_view key) {
+  return db_->Run("DELETE FROM settings WHERE key = ?", key);
+}
+
+Result<std::string> Device::SignedInUser() {
+  DM_ASSIGN_OR_RETURN(auto v, Setting(kSignedInUserKey));
+  return v.value_or("");
+}
+
+Status Device::SetSignedInUser(std::string_view user) {
+  if (user.empty()) return ClearSetting(kSignedInUserKey);
+  return SetSetting(kSignedInUserKey, user);
+}
+
+}  // namespace dm::agent

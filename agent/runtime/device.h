@@ -1,0 +1,74 @@
+// The device as the agent runs it: the state directory, its database, the credential
+// containers, the policy engine and the DM tree, wired together once. Every dmagent command,
+// the daemon and each simulated device is one Device.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "base/crypto.h"
+#include "base/status.h"
+#include "container/container.h"
+#include "csp/dm_tree.h"
+#include "policy/policy.h"
+#include "storage/database.h"
+
+namespace dm::agent {
+
+struct DeviceOptions {
+  std::filesystem::path state_dir;
+  Clock* clock = &Clock::System();
+  crypto::Random* random = &crypto::OsRandom();
+  // scrypt cost for new PIN wraps; every wrap records its own cost, so a change only affects
+  // PINs set afterwards.
+  crypto::ScryptParams pin_kdf = crypto::ScryptParams::Strong();
+  policy::EngineOptions engine;
+  // Who certifies new Hello keys, built once the database is open (an enrolled device asks
+  // its management server's CA). Returning nullptr, or no factory, means self-signed.
+  std::function<Result<std::unique_ptr<container::CertificateIssuer>>(
+      storage::Database&, const std::filesystem::path& state_dir)>
+      make_issuer;
+};
+
+// Settings-table keys the agent itself owns.
+inline constexpr char kSignedInUserKey[] = "agent.signed_in_user";
+
+class Device {
+ public:
+  static Result<std::unique_ptr<Device>> Open(DeviceOptions options);
+  ~Device();
+
+  storage::Database& db() { return *db_; }
+  container::ContainerStore& containers() { return *containers_; }
+  policy::PolicyEngine& policy() { return *policy_; }
+  csp::DmTree& tree() { return *tree_; }
+  const Clock& clock() const { return *options_.clock; }
+  const std::filesystem::path& state_dir() const { return options_.state_dir; }
+
+  // The user signed in on the console: the next session reports LoginStatus "user" and
+  // ./User/... addresses this user. Empty when nobody is signed in.
+  Result<std::string> SignedInUser();
+  Status SetSignedInUser(std::string_view user);
+
+  // A settings-table value, for the agent's own keys.
+  Result<std::optional<std::string>> Setting(std::string_view key);
+  Status SetSetting(std::string_view key, std::string_view value);
+  Status ClearSetting(std::string_view key);
+
+ private:
+  explicit Device(DeviceOptions options) : options_(std::move(options)) {}
+  Status Init();
+
+  DeviceOptions options_;
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<container::CertificateIssuer> issuer_;
+  std::unique_ptr<container::ContainerStore> containers_;
+  std::unique_ptr<policy::PolicyEngine> policy_;
+  std::unique_ptr<csp::DmTree> tree_;
+};
+
+}  // namespace dm::agent

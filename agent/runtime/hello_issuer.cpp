@@ -1,0 +1,58 @@
+#include "agent/runtime/hello_issuer.h"
+
+#include <nlohmann/json.hpp>
+
+#include "agent/runtime/enrollment.h"
+#include "agent/transport/https_client.h"
+
+namespace dm::agent {
+namespace {
+
+using nlohmann::json;
+
+class RemoteHelloIssuer final : public container::CertificateIssuer {
+ public:
+  RemoteHelloIssuer(storage::Database& db, std::filesystem::path state_dir,
+                    EnrollmentState enrollment)
+      : db_(db), state_dir_(std::move(state_dir)), enrollment_(std::move(enrollment)) {}
+
+  Result<std::string> Issue(std::string_view public_key_pem, std::string_view common_name,
+                            TimePoint /*now*/) override {
+    DM_ASSIGN_OR_RETURN(SecretBytes key, LoadDeviceKey(db_, state_dir_));
+    transport::HttpsClientOptions opts;
+    opts.server_url = enrollment_.hello_cert_url;
+    opts.ca_bundle_pem = enrollment_.ca_pem;
+    opts.client_cert_pem = enrollment_.device_cert_pem;
+    opts.client_key_pem = std::move(key);
+    DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(opts)));
+    json body{{"public_key", public_key_pem}, {"upn", common_name}};
+    DM_ASSIGN_OR_RETURN(transport::HttpResponse resp,
+                        client->Post("", body.dump(), "application/json"));
+    json answer = json::parse(resp.body, nullptr, false);
+    if (resp.status != 200) {
+      std::string why = answer.is_object() ? answer.value("message", resp.body) : resp.body;
+      return transport::HttpStatusToStatus(resp).WithContext("Hello certificate request: " + why);
+    }
+    if (!answer.is_object() || !answer.contains("certificate")) {
+      return InvalidArgument("Hello certificate answer has no certificate");
+    }
+    return answer["certificate"].get<std::string>();
+  }
+
+ private:
+  storage::Database& db_;
+  std::filesystem::path state_dir_;
+  EnrollmentState enrollment_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<container::CertificateIssuer>> MakeHelloIssuer(
+    storage::Database& db, const std::filesystem::path& state_dir) {
+  DM_ASSIGN_OR_RETURN(EnrollmentState e, LoadEnrollment(db));
+  if (e.hello_cert_url.empty()) return std::unique_ptr<container::CertificateIssuer>();
+  return std::unique_ptr<container::CertificateIssuer>(
+      new RemoteHelloIssuer(db, state_dir, std::move(e)));
+}
+
+}  // namespace dm::agent

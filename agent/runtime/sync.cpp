@@ -1,0 +1,174 @@
+#include "agent/runtime/sync.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+
+#include "agent/runtime/enrollment.h"
+#include "agent/runtime/outbox.h"
+#include "agent/session/session.h"
+#include "agent/transport/https_client.h"
+#include "agent/transport/omadm_headers.h"
+#include "csp/reboot.h"
+
+namespace dm::agent {
+namespace {
+
+constexpr char kLastReportHashKey[] = "agent.last_report_sha256";
+
+}  // namespace
+
+Status QueueReportIfChanged(Device& device) {
+  DM_RETURN_IF_ERROR(device.policy().Evaluate());
+  DM_ASSIGN_OR_RETURN(std::string xml, device.policy().ReportXml());
+  DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(std::span<const uint8_t>(
+                                        reinterpret_cast<const uint8_t*>(xml.data()), xml.size())));
+  std::string hash = crypto::HexEncode(digest);
+  DM_ASSIGN_OR_RETURN(auto last, device.Setting(kLastReportHashKey));
+  if (last && *last == hash) return Status::Ok();
+  Outbox outbox(device.db(), device.clock());
+  DM_ASSIGN_OR_RETURN(auto tx, device.db().Begin());
+  DM_RETURN_IF_ERROR(outbox
+                         .EnqueueLatest({.type = kReportAlertType,
+                                         .format = "xml",
+                                         .mark = std::nullopt,
+                                         .source = "./Vendor/MSFT/DMAgent/Report",
+                                         .data = xml})
+                         .status());
+  DM_RETURN_IF_ERROR(device.SetSetting(kLastReportHashKey, hash));
+  return tx.Commit();
+}
+
+Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
+  DM_ASSIGN_OR_RETURN(EnrollmentState enrollment, LoadEnrollment(device.db()));
+  if (!enrollment.enrolled()) {
+    return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
+  }
+  DM_ASSIGN_OR_RETURN(SecretBytes key, LoadDeviceKey(device));
+  DM_RETURN_IF_ERROR(QueueReportIfChanged(device));
+
+  Outbox outbox(device.db(), device.clock());
+  DM_ASSIGN_OR_RETURN(std::vector<OutboxEntry> pending, outbox.Pending());
+  DM_ASSIGN_OR_RETURN(std::string user, device.SignedInUser());
+
+  SessionStart start;
+  start.server_initiated = options.server_initiated;
+  start.login_status = user.empty() ? "none" : "user";
+  start.user = user;
+  // dmserver (and Intune) learn whose user-targeted settings to send from this event; a real
+  // Windows client sends an Entra token here, the agent sends the user principal name.
+  if (!user.empty()) start.client_events.push_back({"com.microsoft/MDM/AADUserToken", user});
+  for (const OutboxEntry& e : pending) start.alerts.push_back(e.alert);
+
+  transport::HttpsClientOptions http;
+  http.server_url = enrollment.management_url;
+  http.ca_bundle_pem = enrollment.ca_pem;
+  http.client_cert_pem = enrollment.device_cert_pem;
+  http.client_key_pem = std::move(key);
+  http.step_timeout = options.step_timeout;
+  http.retry = options.retry;
+  http.sleep = options.sleep;
+  http.clock = &device.clock();
+  DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(http)));
+
+  SessionOptions so;
+  so.server_url = enrollment.management_url;
+  Session session(device.tree(), device.db(), so);
+  transport::OmaDmHeaders headers;
+  SyncResult result;
+
+  // Whatever happens below, the alerts the server acknowledged leave the outbox and the rest
+  // stay for the next session.
+  auto settle_alerts = [&]() -> Status {
+    const auto& statuses = session.generic_alert_statuses();
+    for (size_t i = 0; i < pending.size(); ++i) {
+      std::optional<int> code = i < statuses.size() ? statuses[i] : std::nullopt;
+      if (code && *code >= 200 && *code < 300) {
+        DM_RETURN_IF_ERROR(outbox.Acknowledge(pending[i].id));
+        ++result.alerts_delivered;
+      } else {
+        DM_RETURN_IF_ERROR(outbox.MarkAttempted(pending[i].id));
+      }
+    }
+    return Status::Ok();
+  };
+
+  auto exchange = [&]() -> Status {
+    DM_ASSIGN_OR_RETURN(std::string message, session.Start(start));
+    result.session_id = session.session_id();
+    for (;;) {
+      std::string target = session.resp_uri().value_or("");
+      ++result.messages_sent;
+      DM_ASSIGN_OR_RETURN(
+          transport::HttpResponse resp,
+          client->Post(target, message, transport::kSyncMlXml, headers.NextMessage()));
+      if (resp.status != 200) {
+        return transport::HttpStatusToStatus(resp).WithContext("management server answered HTTP " +
+                                                               std::to_string(resp.status));
+      }
+      DM_ASSIGN_OR_RETURN(std::optional<std::string> next, session.Process(resp.body));
+      for (const CommandOutcome& o : session.last_outcomes()) {
+        ++result.commands_received;
+        if (o.code < 200 || o.code >= 300) {
+          ++result.commands_failed;
+          spdlog::warn("{} {} {} -> {}{}{}", o.cmd, o.cmd_id, o.uri, o.code,
+                       o.reason.empty() ? "" : ": ", o.reason);
+        }
+      }
+      if (!next) break;
+      message = std::move(*next);
+    }
+    return Status::Ok();
+  };
+
+  Status st = exchange();
+  Status settled = settle_alerts();
+  client->Close();
+  if (!st.ok()) {
+    spdlog::warn("session {} failed: {}", result.session_id, st.ToString());
+    return st;
+  }
+  DM_RETURN_IF_ERROR(settled);
+
+  DM_ASSIGN_OR_RETURN(auto requests, csp::PendingRebootRequests(device.db()));
+  if (!requests.empty()) {
+    spdlog::info("the server asked for a reboot (RebootNow); performing the reboot step");
+    DM_RETURN_IF_ERROR(PerformRebootStep(device).status());
+    result.reboot_performed = true;
+  }
+  spdlog::info(
+      "session {} done: {} message(s) sent, {} command(s), {} failed, {} alert(s) "
+      "delivered",
+      result.session_id, result.messages_sent, result.commands_received, result.commands_failed,
+      result.alerts_delivered);
+  return result;
+}
+
+Result<RebootResult> PerformRebootStep(Device& device) {
+  RebootResult r;
+  DM_ASSIGN_OR_RETURN(auto pending, device.policy().PendingReboot());
+  r.applied = static_cast<int>(pending.size());
+  {
+    DM_ASSIGN_OR_RETURN(auto tx, device.db().Begin());
+    DM_RETURN_IF_ERROR(device.policy().CompleteReboot());
+    DM_RETURN_IF_ERROR(csp::MarkRebootPerformed(device.db(), device.clock().Now()));
+    DM_RETURN_IF_ERROR(tx.Commit());
+  }
+  DM_ASSIGN_OR_RETURN(policy::BootRecord boot, device.policy().LastBoot());
+  r.boot_count = boot.count;
+  DM_ASSIGN_OR_RETURN(auto command, device.Setting(kRebootCommandKey));
+  if (command && !command->empty()) {
+    spdlog::info("reboot step: running the configured reboot command");
+    int rc = std::system(command->c_str());
+    r.hook_ran = true;
+    r.hook_exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    if (r.hook_exit_code != 0) {
+      return Internal("the reboot command exited with " + std::to_string(r.hook_exit_code) +
+                      " (the state change is recorded; the device was not restarted)");
+    }
+  }
+  return r;
+}
+
+}  // namespace dm::agent

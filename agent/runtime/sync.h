@@ -1,0 +1,57 @@
+// One OMA-DM session with the management server over mutual TLS, and the device's reboot step.
+//
+// A session: refresh the compliance report (a changed report becomes a 1226 alert in the
+// outbox), send package 1 with every undelivered alert, then POST the engine's messages until
+// the server has nothing more to say. Commands are durable before each answer leaves (the
+// engine commits per message); alerts leave the outbox only on the server's 2xx; a Reboot CSP
+// RebootNow received in the session is carried out when the session ends.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "agent/runtime/device.h"
+#include "agent/transport/retry.h"
+#include "base/status.h"
+
+namespace dm::agent {
+
+// The 1226 alert type of the agent's compliance and recovery report (Format xml).
+inline constexpr char kReportAlertType[] = "com.dmagent/MDM/ComplianceReport";
+// settings-table key: shell command run by the reboot step after the state changes (a real
+// reboot on a real device, e.g. "systemctl reboot"); absent = simulate only.
+inline constexpr char kRebootCommandKey[] = "agent.reboot_command";
+
+struct SyncOptions {
+  bool server_initiated = false;  // Alert 1200 instead of 1201
+  std::chrono::milliseconds step_timeout{30'000};
+  transport::RetryOptions retry;
+  std::function<void(std::chrono::milliseconds)> sleep;  // null: really sleep (tests inject)
+};
+
+struct SyncResult {
+  std::string session_id;
+  int messages_sent = 0;
+  int commands_received = 0;  // server commands executed (all messages)
+  int commands_failed = 0;    // of which non-2xx
+  int alerts_delivered = 0;
+  bool reboot_performed = false;
+};
+
+// Adds the current report to the outbox when it differs from the last one queued.
+Status QueueReportIfChanged(Device& device);
+
+Result<SyncResult> RunSession(Device& device, const SyncOptions& options = {});
+
+struct RebootResult {
+  int64_t boot_count = 0;
+  int applied = 0;  // settings that were waiting for the reboot
+  bool hook_ran = false;
+  int hook_exit_code = 0;
+};
+// The device's reboot step: settings pending a reboot take effect, the boot is recorded,
+// pending RebootNow requests are done, and the configured reboot command (if any) runs.
+Result<RebootResult> PerformRebootStep(Device& device);
+
+}  // namespace dm::agent
