@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The end-to-end story on loopback: an Intune-like server (dmserver) and a device (dmagent)
+# with a signed-in user, from a destructive PIN reset to a non-destructive one.
+#
+#   samples/demo/demo.sh [BUILD_DIR]
+#
+# Every step checks what it printed; the script exits 0 only if every step behaved as
+# expected. State lives in a temporary directory that is removed at the end (DEMO_KEEP=1
+# keeps it). oathtool plays the user's authenticator app.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${1:-${DMAGENT_BUILD_DIR:-$root/build}}"
+DMSERVER="$build/samples/server/dmserver"
+DMAGENT="$build/agent/dmagent"
+for b in "$DMSERVER" "$DMAGENT"; do
+  [[ -x "$b" ]] || { echo "demo: $b is missing; build first (scripts/build.sh)" >&2; exit 1; }
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/dmagent-demo.XXXXXX")"
+server_pid=""
+cleanup() {
+  [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [[ "${DEMO_KEEP:-0}" == "1" ]]; then echo "state kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+bold=$'\e[1m'; green=$'\e[32m'; red=$'\e[31m'; reset=$'\e[0m'
+[[ -t 1 ]] || { bold=""; green=""; red=""; reset=""; }
+step=0
+say() { step=$((step + 1)); printf '\n%s== %d. %s%s\n' "$bold" "$step" "$*" "$reset"; }
+ok() { printf '%s   ok:%s %s\n' "$green" "$reset" "$*"; }
+fail() { printf '%s   FAILED:%s %s\n' "$red" "$reset" "$*" >&2; exit 1; }
+expect_eq() {  # what, actual, expected
+  [[ "$2" == "$3" ]] || fail "$1: expected '$3', got '$2'"
+  ok "$1 = $2"
+}
+expect_ne() {
+  [[ "$2" != "$3" ]] || fail "$1: expected a change from '$3'"
+  ok "$1 changed: $3 -> $2"
+}
+
+TENANT_ID="72f988bf-86f1-41af-91ab-2d7cd011db47"
+USER="alice@fabrikam.test"
+PASSWORD="Correct-Horse-Battery-9"
+TOTP_SECRET="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+PIN1="246810"; PIN2="135790"; PIN3="864200"
+IDP_URL="https://idp.fabrikam.test/adfs/ls/"
+
+srv() { "$DMSERVER" --state-dir "$work/server" --test-kdf --log-level warn "$@"; }
+agent() { "$DMAGENT" --state-dir "$work/device" --log-level warn --pin-kdf-cost 12 "$@"; }
+# The authenticator app: the code for now, or for the next 30-second step (a code is
+# accepted only once, and the demo resets twice within a minute).
+totp_now() { oathtool --totp -b "$TOTP_SECRET"; }
+totp_next() { oathtool --totp -b -N "now + 30 seconds" "$TOTP_SECRET"; }
+container_field() { agent container show --user "$USER" --json | jq -r ".$1"; }
+server_can_reset() {
+  srv report --json | jq -r --arg u "$USER" \
+    '[.rows[] | select(.user == $u and .can_reset != null) | .can_reset] | first // "none"'
+}
+server_setting_status() {  # setting-name substring
+  srv report --json | jq -r --arg s "$1" \
+    '[.rows[] | select(.setting | contains($s)) | .status] | first // "none"'
+}
+
+say "The admin sets up the tenant: a user with password + authenticator, a user group"
+srv init >/dev/null
+srv tenant add Fabrikam --id "$TENANT_ID" --federated --token-file "$work/enroll-token" >/dev/null
+printf '%s\n%s\n' "$PASSWORD" "$TOTP_SECRET" | srv user add "$USER" --tenant Fabrikam >/dev/null
+srv group add pin-recovery-users --kind user --tenant Fabrikam >/dev/null
+srv group member pin-recovery-users "$USER" --tenant Fabrikam >/dev/null
+srv group add all-devices --kind device --tenant Fabrikam >/dev/null
+ok "tenant Fabrikam ($TENANT_ID), user $USER in group pin-recovery-users"
+
+say "dmserver starts on loopback (its own CA, mutual TLS for management)"
+srv serve --listen 127.0.0.1 --port 0 --port-file "$work/port" &
+server_pid=$!
+for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
+[[ -s "$work/port" ]] || fail "dmserver did not start"
+port="$(cat "$work/port")"
+ok "listening on https://127.0.0.1:$port"
+
+say "The device enrolls (key pair + CSR; the server issues the device certificate)"
+agent enroll --server "https://127.0.0.1:$port" --token "$(cat "$work/enroll-token")" \
+  --ca "$work/server/ca.pem" --upn "$USER"
+dev_id="$(agent status --json | jq -r .DeviceState.DeviceId)"
+srv group member all-devices "$dev_id" --tenant Fabrikam >/dev/null
+ok "device $dev_id enrolled and added to group all-devices"
+
+say "$USER signs in and sets up Windows Hello (PIN, key and certificate issued)"
+printf '%s\n' "$PIN1" | agent signin --user "$USER"
+expect_eq "CanReset" "$(container_field CanReset)" "DestructiveOnly"
+thumb1="$(container_field Thumbprint)"; from1="$(container_field NotBefore)"
+agent container show --user "$USER"
+agent sync
+expect_eq "server sees CanReset" "$(server_can_reset)" "DestructiveOnly"
+
+say "$USER forgets the PIN: without PIN recovery the only way is a destructive reset"
+printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_now)" "$PIN2" | agent pin reset --user "$USER"
+thumb2="$(container_field Thumbprint)"
+expect_ne "certificate thumbprint" "$thumb2" "$thumb1"
+expect_eq "last reset" "$(container_field LastReset.kind)" "destructive"
+
+say "The admin consents to both PIN reset apps and assigns an EnablePinRecovery profile"
+srv consent --app both --tenant Fabrikam >/dev/null
+srv profile add pin-recovery --tenant Fabrikam --format bool \
+  --setting "./Device/Vendor/MSFT/PassportForWork/$TENANT_ID/Policies/EnablePinRecovery=true" >/dev/null
+srv assign pin-recovery pin-recovery-users --tenant Fabrikam >/dev/null
+ok "profile pin-recovery assigned to pin-recovery-users"
+
+say "The device syncs: the setting is accepted and waits for a reboot, on both sides"
+agent sync
+agent status --user "$USER" | sed -n '/Policy/,$p'
+expect_eq "device CanReset" "$(container_field CanReset)" "DestructiveOnly"
+pending="$(agent status --json | jq -r '[.Policy.PendingReboot[].setting] | unique | join(",")')"
+expect_eq "pending reboot on the device" "$pending" "PassportForWork/EnablePinRecovery"
+agent sync >/dev/null  # delivers the changed report
+expect_eq "server status of EnablePinRecovery" "$(server_setting_status EnablePinRecovery)" "PendingReboot"
+
+say "Reboot step, then $USER signs in with the PIN: the PIN reset protector is created"
+agent reboot
+printf '%s\n' "$PIN2" | agent signin --user "$USER"
+expect_eq "protector present" "$(container_field ProtectorPresent)" "true"
+expect_eq "device CanReset" "$(container_field CanReset)" "DestructiveAndNonDestructive"
+agent sync
+expect_eq "server sees CanReset" "$(server_can_reset)" "DestructiveAndNonDestructive"
+expect_eq "server status of EnablePinRecovery" "$(server_setting_status EnablePinRecovery)" "Succeeded"
+
+say "$USER forgets the PIN again: non-destructive reset keeps keys and certificate"
+thumb3="$(container_field Thumbprint)"; from3="$(container_field NotBefore)"
+printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_next)" "$PIN3" | agent pin reset --user "$USER"
+expect_eq "certificate thumbprint" "$(container_field Thumbprint)" "$thumb3"
+expect_eq "certificate NotBefore" "$(container_field NotBefore)" "$from3"
+expect_eq "last reset" "$(container_field LastReset.kind)" "non-destructive"
+printf '%s\n' "$PIN3" | agent signin --user "$USER" >/dev/null
+ok "$USER signs in with the new PIN"
+
+say "Federated sign-in at the lock screen: web sign-in blocks the IdP until it is allowed"
+if agent web-signin "$IDP_URL" 2>"$work/web.err"; then fail "web sign-in opened $IDP_URL"; fi
+expect_eq "web sign-in says" "$(sed 's/^dmagent: //' "$work/web.err")" "We can't open that page right now"
+srv profile add web-signin --tenant Fabrikam --format chr \
+  --setting "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls=idp.fabrikam.test" >/dev/null
+srv assign web-signin all-devices --tenant Fabrikam >/dev/null
+agent sync
+agent web-signin "$IDP_URL"
+ok "the IdP page opens after the ConfigureWebSignInAllowedUrls profile"
+agent sync >/dev/null
+
+say "What the admin sees"
+srv report
+echo
+printf '%sdemo passed: %d steps%s\n' "$green" "$step" "$reset"
