@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds dmagent and dmserver and plays the end-to-end demo on loopback.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${DMAGENT_BUILD_DIR:-$root/build}"
+"$root/scripts/build.sh"
+exec "$root/samples/demo/demo.sh" "$build"
