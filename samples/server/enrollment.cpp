@@ -67,8 +67,7 @@ Result<json> Enroll(ServerContext& ctx, const json& request) {
       "enrolled, enrolled_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (dev_id) DO UPDATE SET "
       "cert_serial = excluded.cert_serial, cert_thumbprint = excluded.cert_thumbprint, "
       "enrolled_upn = excluded.enrolled_upn, enrolled = 1, enrolled_at = excluded.enrolled_at",
-      std::string_view(dev_id), std::string_view(tenant.id), std::string_view(info.serial_hex),
-      std::string_view(info.thumbprint), std::string_view(upn), store.Now()));
+      dev_id, tenant.id, info.serial_hex, info.thumbprint, upn, store.Now()));
   DM_RETURN_IF_ERROR(NoteDeviceUser(store, dev_id, upn));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("enrolled device {} in tenant {} (certificate {})", dev_id, tenant.name,

@@ -281,8 +281,8 @@ Status Session::ProcessAlert(const syncml::Command& c) {
       std::string format = item.meta && item.meta->format ? *item.meta->format : "chr";
       if (type == kUnenrollAlertType) {
         spdlog::info("device {} asked to unenroll", device_.dev_id);
-        DM_RETURN_IF_ERROR(db_.Run("UPDATE devices SET enrolled = 0 WHERE dev_id = ?",
-                                   std::string_view(device_.dev_id)));
+        DM_RETURN_IF_ERROR(
+            db_.Run("UPDATE devices SET enrolled = 0 WHERE dev_id = ?", device_.dev_id));
         device_.enrolled = false;
       }
       DM_RETURN_IF_ERROR(IngestReport(store_, device_.dev_id, type.empty() ? "generic" : type,
@@ -305,7 +305,7 @@ Status Session::ProcessDevInfo(const syncml::Command& c) {
     auto it = kColumns.find(loc->loc_uri);
     if (it == kColumns.end()) continue;
     DM_RETURN_IF_ERROR(db_.Run("UPDATE devices SET " + it->second + " = ? WHERE dev_id = ?",
-                               std::string_view(ItemData(item)), std::string_view(device_.dev_id)));
+                               ItemData(item), device_.dev_id));
   }
   return Status::Ok();
 }
@@ -315,7 +315,7 @@ Status Session::AckCommand(const std::string& uuid, int code,
   DM_ASSIGN_OR_RETURN(auto st,
                       db_.Prepare("SELECT verb, state, upn, profile_id, setting_idx, loc_uri, "
                                   "xml FROM commands WHERE uuid = ? AND dev_id = ?"));
-  st.BindAll(std::string_view(uuid), std::string_view(std::string_view(device_.dev_id)));
+  st.BindAll(uuid, device_.dev_id);
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
     spdlog::warn("device {} sent a Status for unknown command {}", device_.dev_id, uuid);
@@ -325,7 +325,7 @@ Status Session::AckCommand(const std::string& uuid, int code,
   const std::string verb = st.Text(0);
   DM_RETURN_IF_ERROR(
       db_.Run("UPDATE commands SET state = 'acked', status_code = ?, acked_at = ? WHERE uuid = ?",
-              code, store_.Now(), std::string_view(uuid)));
+              code, store_.Now(), uuid));
   if (code == 418 && verb == "Add") {
     // The node exists already (e.g. a re-sent Add): retry as Replace with a new CmdID, as
     // Fleet does, instead of reporting the setting failed.
@@ -343,8 +343,7 @@ Status Session::AckCommand(const std::string& uuid, int code,
     return db_.Run(
         "UPDATE setting_status SET command_uuid = ?, status = 'Pending', code = 418, reason = ?, "
         "updated_at = ? WHERE command_uuid = ?",
-        std::string_view(retry), "418 already exists on Add: re-sent as Replace", store_.Now(),
-        std::string_view(uuid));
+        retry, "418 already exists on Add: re-sent as Replace", store_.Now(), uuid);
   }
   std::string reason;
   if (!IsSuccess(code)) {
@@ -354,8 +353,7 @@ Status Session::AckCommand(const std::string& uuid, int code,
   return db_.Run(
       "UPDATE setting_status SET status = ?, code = ?, reason = ?, updated_at = ? "
       "WHERE command_uuid = ?",
-      IsSuccess(code) ? "Succeeded" : "Failed", code, std::string_view(reason), store_.Now(),
-      std::string_view(uuid));
+      IsSuccess(code) ? "Succeeded" : "Failed", code, reason, store_.Now(), uuid);
 }
 
 Status Session::ProcessStatuses() {
@@ -369,7 +367,7 @@ Status Session::ProcessStatuses() {
                                   "c.dev_id = ?"));
   for (const auto& [ref, code] : statuses_) {
     DM_RETURN_IF_ERROR(child.Reset());
-    child.BindAll(std::string_view(ref), std::string_view(std::string_view(device_.dev_id)));
+    child.BindAll(ref, device_.dev_id);
     DM_ASSIGN_OR_RETURN(bool is_child, child.Step());
     if (is_child) {
       if (!IsSuccess(code))
@@ -394,8 +392,7 @@ Status Session::ProcessResults(const syncml::Command& c) {
                                   "dev_id = ? UNION ALL SELECT r.command_uuid, r.loc_uri FROM "
                                   "command_refs r JOIN commands c ON c.uuid = r.command_uuid "
                                   "WHERE r.cmd_ref = ? AND c.dev_id = ?"));
-  st.BindAll(std::string_view(c.cmd_ref), std::string_view(device_.dev_id),
-             std::string_view(c.cmd_ref), std::string_view(std::string_view(device_.dev_id)));
+  st.BindAll(c.cmd_ref, device_.dev_id, c.cmd_ref, device_.dev_id);
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
     spdlog::warn("device {} sent Results for unknown command {}", device_.dev_id, c.cmd_ref);
@@ -412,8 +409,7 @@ Status Session::ProcessResults(const syncml::Command& c) {
         "INSERT INTO command_results (command_uuid, loc_uri, format, data, received_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (command_uuid, loc_uri) DO UPDATE SET "
         "format = excluded.format, data = excluded.data, received_at = excluded.received_at",
-        std::string_view(uuid), std::string_view(loc), std::string_view(format),
-        std::string_view(ItemData(item)), store_.Now()));
+        uuid, loc, format, ItemData(item), store_.Now()));
     if (NormalizeLocUri(loc) == kReportUri) {
       DM_RETURN_IF_ERROR(
           IngestReport(store_, device_.dev_id, kReportAlertType, format, ItemData(item)));
@@ -430,8 +426,7 @@ Result<std::vector<syncml::Command>> Session::PendingCommands(size_t budget) {
                                            "state = 'queued' AND last_sent_session != ? AND "
                                            "(upn = '' OR upn = ?) AND (needs_user = 0 OR ? != '') "
                                            "ORDER BY created_at, rowid"));
-  st.BindAll(std::string_view(device_.dev_id), session_seq_, std::string_view(user),
-             std::string_view(user));
+  st.BindAll(device_.dev_id, session_seq_, user, user);
   std::vector<std::string> sent;
   size_t used = 0;
   while (true) {
@@ -453,7 +448,7 @@ Result<std::vector<syncml::Command>> Session::PendingCommands(size_t budget) {
   for (const std::string& uuid : sent) {
     DM_RETURN_IF_ERROR(db_.Run(
         "UPDATE commands SET sent_count = sent_count + 1, last_sent_session = ? WHERE uuid = ?",
-        session_seq_, std::string_view(uuid)));
+        session_seq_, uuid));
   }
   return out;
 }
@@ -467,12 +462,12 @@ Result<syncml::Message> Session::Run() {
       DM_RETURN_IF_ERROR(
           db_.Run("UPDATE devices SET session_seq = session_seq + 1, login_status = '', "
                   "signed_in_upn = '' WHERE dev_id = ?",
-                  std::string_view(device_.dev_id)));
+                  device_.dev_id));
     }
     DM_ASSIGN_OR_RETURN(auto st,
                         db_.Prepare("SELECT session_seq, login_status, signed_in_upn FROM devices "
                                     "WHERE dev_id = ?"));
-    st.Bind(1, std::string_view(device_.dev_id));
+    st.Bind(1, device_.dev_id);
     DM_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return NotFound("device vanished");
     session_seq_ = st.Int(0);
@@ -533,12 +528,11 @@ Result<syncml::Message> Session::Run() {
     device_.signed_in_upn = signed_in;
     DM_RETURN_IF_ERROR(
         db_.Run("UPDATE devices SET login_status = ?, signed_in_upn = ? WHERE dev_id = ?",
-                std::string_view(login_status_), std::string_view(signed_in),
-                std::string_view(device_.dev_id)));
+                login_status_, signed_in, device_.dev_id));
   }
-  DM_RETURN_IF_ERROR(db_.Run("UPDATE devices SET last_seen = ? WHERE dev_id = ?", store_.Now(),
-                             std::string_view(device_.dev_id)));
-  DM_RETURN_IF_ERROR(ReconcileDevice(store_, std::string_view(device_.dev_id)));
+  DM_RETURN_IF_ERROR(
+      db_.Run("UPDATE devices SET last_seen = ? WHERE dev_id = ?", store_.Now(), device_.dev_id));
+  DM_RETURN_IF_ERROR(ReconcileDevice(store_, device_.dev_id));
 
   uint64_t limit = kServerMaxMsgSize;
   if (in_.header.meta && in_.header.meta->max_msg_size && *in_.header.meta->max_msg_size > 0) {

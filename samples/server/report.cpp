@@ -64,7 +64,7 @@ Result<json> BuildReport(Store& store) {
     };
     std::set<std::string> users_with_rows;
     DM_RETURN_IF_ERROR(settings.Reset());
-    settings.Bind(1, std::string_view(d.dev_id));
+    settings.Bind(1, d.dev_id);
     while (true) {
       DM_ASSIGN_OR_RETURN(bool row, settings.Step());
       if (!row) break;
@@ -101,7 +101,7 @@ Result<json> BuildReport(Store& store) {
                           {"can_reset", r[1]}});
     }
     DM_RETURN_IF_ERROR(reports.Reset());
-    reports.Bind(1, std::string_view(d.dev_id));
+    reports.Bind(1, d.dev_id);
     DM_ASSIGN_OR_RETURN(bool has, reports.Step());
     device_list.push_back(
         json{{"device", d.dev_id},
@@ -171,7 +171,7 @@ Result<std::string> LatestDeviceReport(Store& store, std::string_view dev_id) {
                       store.db().Prepare("SELECT data FROM device_reports WHERE dev_id = ? AND "
                                          "ltrim(data) LIKE '<%' ORDER BY received_at DESC, "
                                          "(type = ?) DESC LIMIT 1"));
-  st.BindAll(dev_id, std::string_view(kReportAlertType));
+  st.BindAll(dev_id, kReportAlertType);
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return NotFound("device " + std::string(dev_id) + " has sent no compliance report");
   return st.Text(0);

@@ -267,13 +267,13 @@ Result<CreatedTenant> Store::AddTenant(std::string_view name, std::string_view i
   std::string token = crypto::HexEncode(raw);
   DM_ASSIGN_OR_RETURN(std::string token_hash, Sha256Hex(token));
   DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT 1 FROM tenants WHERE id = ? OR name = ?"));
-  st.BindAll(std::string_view(tenant_id), name);
+  st.BindAll(tenant_id, name);
   DM_ASSIGN_OR_RETURN(bool exists, st.Step());
   if (exists) return AlreadyExists("tenant '" + std::string(name) + "' (or its id) exists");
   DM_RETURN_IF_ERROR(
       db_->Run("INSERT INTO tenants (id, name, enrollment_token_sha256, federated, created_at) "
                "VALUES (?, ?, ?, ?, ?)",
-               std::string_view(tenant_id), name, std::string_view(token_hash), federated, Now()));
+               tenant_id, name, token_hash, federated, Now()));
   return CreatedTenant{
       .tenant = Tenant{.id = tenant_id, .name = std::string(name), .federated = federated},
       .enrollment_token = token};
@@ -292,7 +292,7 @@ Result<std::vector<Tenant>> Store::Tenants() {
 
 Result<Tenant> Store::TenantById(std::string_view id) {
   DM_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string(kTenantColumns) + " WHERE id = ?"));
-  st.Bind(1, std::string_view(Lower(id)));
+  st.Bind(1, Lower(id));
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return NotFound("no tenant with id " + std::string(id));
   return TenantFromRow(st);
@@ -307,7 +307,7 @@ Result<Tenant> Store::ResolveTenant(std::string_view id_or_name) {
   }
   DM_ASSIGN_OR_RETURN(auto st,
                       db_->Prepare(std::string(kTenantColumns) + " WHERE id = ? OR name = ?"));
-  st.BindAll(std::string_view(Lower(id_or_name)), id_or_name);
+  st.BindAll(Lower(id_or_name), id_or_name);
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return NotFound("no tenant '" + std::string(id_or_name) + "'");
   return TenantFromRow(st);
@@ -370,7 +370,7 @@ Status Store::AddUser(std::string_view tenant_id, std::string_view upn, const Se
                       HashPassword(password, options_.password_kdf, *options_.random));
   DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("INSERT INTO users (upn, tenant_id, password_hash, "
                                             "totp_secret, created_at) VALUES (?, ?, ?, ?, ?)"));
-  st.BindAll(upn, tenant_id, std::string_view(hash));
+  st.BindAll(upn, tenant_id, hash);
   st.BindBlob(4, totp_secret.span());
   st.Bind(5, Now());
   return st.Run();
@@ -520,7 +520,7 @@ Status Store::AddProfile(const Profile& profile, bool replace) {
   DM_ASSIGN_OR_RETURN(auto tx, db_->Begin());
   DM_ASSIGN_OR_RETURN(auto find,
                       db_->Prepare("SELECT id FROM profiles WHERE tenant_id = ? AND name = ?"));
-  find.BindAll(std::string_view(profile.tenant_id), std::string_view(profile.name));
+  find.BindAll(profile.tenant_id, profile.name);
   DM_ASSIGN_OR_RETURN(bool exists, find.Step());
   int64_t id;
   if (exists) {
@@ -532,7 +532,7 @@ Status Store::AddProfile(const Profile& profile, bool replace) {
   } else {
     DM_RETURN_IF_ERROR(
         db_->Run("INSERT INTO profiles (tenant_id, name, created_at) VALUES (?, ?, ?)",
-                 std::string_view(profile.tenant_id), std::string_view(profile.name), Now()));
+                 profile.tenant_id, profile.name, Now()));
     id = db_->LastInsertRowId();
   }
   int idx = 0;
@@ -540,9 +540,8 @@ Status Store::AddProfile(const Profile& profile, bool replace) {
     DM_RETURN_IF_ERROR(db_->Run(
         "INSERT INTO profile_settings (profile_id, idx, kind, verb, loc_uri, format, type, value) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        id, idx++, s.kind == ProfileSetting::Kind::kRaw ? "raw" : "setting",
-        std::string_view(s.verb), std::string_view(s.loc_uri), std::string_view(s.format),
-        std::string_view(s.type), std::string_view(s.value)));
+        id, idx++, s.kind == ProfileSetting::Kind::kRaw ? "raw" : "setting", s.verb, s.loc_uri,
+        s.format, s.type, s.value));
   }
   return tx.Commit();
 }

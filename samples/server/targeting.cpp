@@ -159,7 +159,7 @@ Result<std::string> EnqueueCommand(Store& store, const QueuedCommandSpec& spec,
                                          "setting_idx, verb, loc_uri, needs_user, xml, state, "
                                          "created_at, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
                                          "'queued', ?, ?)"));
-  st.BindAll(std::string_view(uuid), std::string_view(spec.dev_id), std::string_view(spec.upn));
+  st.BindAll(uuid, spec.dev_id, spec.upn);
   if (spec.profile_id) {
     st.Bind(4, *spec.profile_id);
     st.Bind(5, spec.setting_idx);
@@ -167,21 +167,21 @@ Result<std::string> EnqueueCommand(Store& store, const QueuedCommandSpec& spec,
     st.BindNull(4);
     st.BindNull(5);
   }
-  st.Bind(6, std::string_view(syncml::CommandName(command.type)));
-  st.Bind(7, std::string_view(spec.loc_uri));
+  st.Bind(6, syncml::CommandName(command.type));
+  st.Bind(7, spec.loc_uri);
   st.Bind(8, needs_user);
-  st.Bind(9, std::string_view(xml));
+  st.Bind(9, xml);
   st.Bind(10, store.Now());
   if (spec.replaces.empty()) {
     st.BindNull(11);
   } else {
-    st.Bind(11, std::string_view(spec.replaces));
+    st.Bind(11, spec.replaces);
   }
   DM_RETURN_IF_ERROR(st.Run());
   for (const auto& [ref, loc] : child_refs) {
     DM_RETURN_IF_ERROR(
         store.db().Run("INSERT INTO command_refs (cmd_ref, command_uuid, loc_uri) VALUES (?, ?, ?)",
-                       std::string_view(ref), std::string_view(uuid), std::string_view(loc)));
+                       ref, uuid, loc));
   }
   return uuid;
 }
@@ -201,7 +201,7 @@ Status ReconcileDevice(Store& store, std::string_view dev_id) {
                         store.db().Prepare("SELECT d.upn FROM device_users d JOIN users u ON "
                                            "u.upn = d.upn WHERE d.dev_id = ? AND u.tenant_id = ? "
                                            "ORDER BY d.upn"));
-    st.BindAll(dev_id, std::string_view(device->tenant_id));
+    st.BindAll(dev_id, device->tenant_id);
     while (true) {
       DM_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
@@ -219,7 +219,7 @@ Status ReconcileDevice(Store& store, std::string_view dev_id) {
           auto st, store.db().Prepare("SELECT profile_id, setting_idx, content_sha256, "
                                       "command_uuid FROM setting_status WHERE dev_id = ? AND "
                                       "upn = ?"));
-      st.BindAll(dev_id, std::string_view(upn));
+      st.BindAll(dev_id, upn);
       while (true) {
         DM_ASSIGN_OR_RETURN(bool row, st.Step());
         if (!row) break;
@@ -235,7 +235,7 @@ Status ReconcileDevice(Store& store, std::string_view dev_id) {
         if (same) continue;
         DM_RETURN_IF_ERROR(store.db().Run(
             "UPDATE commands SET state = 'cancelled' WHERE uuid = ? AND state = 'queued'",
-            std::string_view(old_command)));
+            old_command));
       }
       DM_ASSIGN_OR_RETURN(syncml::Command command, BuildCommand(d.setting));
       DM_ASSIGN_OR_RETURN(std::string uuid,
@@ -255,18 +255,18 @@ Status ReconcileDevice(Store& store, std::string_view dev_id) {
           "loc_uri = excluded.loc_uri, content_sha256 = excluded.content_sha256, "
           "status = 'Pending', code = NULL, reason = '', command_uuid = excluded.command_uuid, "
           "updated_at = excluded.updated_at",
-          dev_id, std::string_view(upn), d.profile_id, d.idx, std::string_view(d.setting.loc_uri),
-          std::string_view(d.content_sha256), std::string_view(uuid), store.Now()));
+          dev_id, upn, d.profile_id, d.idx, d.setting.loc_uri, d.content_sha256, uuid,
+          store.Now()));
     }
     // No longer assigned: stop delivering, forget the status (Intune shows assigned ones only).
     for (const auto& [key, value] : tracked) {
       DM_RETURN_IF_ERROR(store.db().Run(
           "UPDATE commands SET state = 'cancelled' WHERE uuid = ? AND state = 'queued'",
-          std::string_view(value.second)));
+          value.second));
       DM_RETURN_IF_ERROR(store.db().Run(
           "DELETE FROM setting_status WHERE dev_id = ? AND upn = ? AND profile_id = ? AND "
           "setting_idx = ?",
-          dev_id, std::string_view(upn), key.first, key.second));
+          dev_id, upn, key.first, key.second));
     }
   }
   return tx.Commit();
