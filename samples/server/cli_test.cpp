@@ -1,0 +1,147 @@
+// The dmserver binary as scripts use it: admin subcommands on a state directory, secrets on
+// stdin, `serve --port 0 --port-file`, a clean stop on SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/transport/https_client.h"
+
+extern char** environ;
+
+namespace dm::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kBinary = std::string(DMAGENT_BINARY_DIR) + "/samples/server/dmserver";
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "dmserver-cli-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    state_ = (dir_ / "state").string();
+  }
+  void TearDown() override {
+    if (server_pid_ > 0) {
+      ::kill(server_pid_, SIGKILL);
+      ::waitpid(server_pid_, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+
+  // Runs dmserver with `args`, feeding `input` on stdin; returns the exit code and stdout.
+  std::pair<int, std::string> Run(const std::vector<std::string>& args,
+                                  const std::string& input = "") {
+    const fs::path in = dir_ / "stdin", out = dir_ / "stdout";
+    std::ofstream(in) << input;
+    std::string cmd = "'" + kBinary + "' --log-level warn --test-kdf --state-dir '" + state_ + "'";
+    for (const std::string& a : args) cmd += " '" + a + "'";
+    cmd += " < '" + in.string() + "' > '" + out.string() + "'";
+    int status = std::system(cmd.c_str());
+    std::stringstream text;
+    text << std::ifstream(out).rdbuf();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+  }
+
+  fs::path dir_;
+  std::string state_;
+  pid_t server_pid_ = -1;
+};
+
+TEST_F(CliTest, AdminCommandsServeAndReport) {
+  auto [rc, out] = Run({"init"});
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Run({"tenant", "add", "Fabrikam", "--token-file", (dir_ / "token").string()});
+  ASSERT_EQ(rc, 0) << out;
+  json tenant = json::parse(out);
+  std::string token;
+  std::ifstream(dir_ / "token") >> token;
+  EXPECT_EQ(token, tenant.at("enrollment_token"));
+  EXPECT_EQ(fs::status(dir_ / "token").permissions() & fs::perms::others_all, fs::perms::none);
+
+  // The password comes from stdin; with no TOTP line a secret is generated and shown once.
+  std::tie(rc, out) = Run({"user", "add", "alice@fabrikam.test"}, "s3cret-pw\n");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out).at("totp_secret").get<std::string>().size(), 32u);
+  std::tie(rc, out) = Run({"user", "add", "alice@fabrikam.test"}, "again\n");
+  EXPECT_EQ(rc, 4);  // AlreadyExists
+
+  ASSERT_EQ(Run({"group", "add", "Kiosks", "--kind", "device"}).first, 0);
+  ASSERT_EQ(Run({"group", "member", "Kiosks", "DEV-1"}).first, 0);
+  EXPECT_NE(Run({"group", "member", "Kiosks", "alice@fabrikam.test"}).first, 0);
+  std::ofstream(dir_ / "profile.json")
+      << R"({"settings": [{"uri": "./Device/Vendor/MSFT/Policy/Config/A/B", "value": "1",
+             "format": "int"}]})";
+  ASSERT_EQ(Run({"profile", "add", "P1", "--file", (dir_ / "profile.json").string()}).first, 0);
+  ASSERT_EQ(
+      Run({"profile", "add", "P2", "--format", "bool", "--setting",
+           "./Device/Vendor/MSFT/PassportForWork/{TenantId}/Policies/UsePassportForWork=true"})
+          .first,
+      0);
+  ASSERT_EQ(Run({"assign", "P1", "Kiosks"}).first, 0);
+  ASSERT_EQ(Run({"assign", "P2", "Kiosks", "--exclude"}).first, 0);
+  std::tie(rc, out) = Run({"consent", "--app", "both"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out).at("consent"), json({{"service", true}, {"client", true}}));
+  std::tie(rc, out) = Run({"report", "--json"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(json::parse(out).at("rows").empty());  // DEV-1 has not enrolled yet
+
+  // serve: port 0, the bound port in --port-file, answers over TLS with the state's CA.
+  const std::string port_file = (dir_ / "port").string();
+  std::vector<std::string> args = {kBinary, "--log-level", "warn", "--state-dir", state_,
+                                   "serve", "--port",      "0",    "--port-file", port_file};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ASSERT_EQ(posix_spawn(&server_pid_, kBinary.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+  int port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    std::ifstream(port_file) >> port;
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(port, 0);
+  std::stringstream ca;
+  ca << std::ifstream(fs::path(state_) / "ca.pem").rdbuf();
+  transport::HttpsClientOptions o;
+  o.server_url = "https://127.0.0.1:" + std::to_string(port);
+  o.ca_bundle_pem = ca.str();
+  o.retry.max_attempts = 1;
+  auto client = transport::HttpsClient::Create(std::move(o));
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  auto key = (*client)->Post("/PinReset/publickey", "", "application/json");
+  ASSERT_TRUE(key.ok()) << key.error().ToString();
+  EXPECT_EQ(key->status, 200);
+  EXPECT_NE(key->body.find("BEGIN PUBLIC KEY"), std::string::npos);
+
+  ASSERT_EQ(::kill(server_pid_, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(server_pid_, &status, 0), server_pid_);
+  server_pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST_F(CliTest, RefusesToRunWithoutAStateDirectory) {
+  std::string cmd = "env -u DMSERVER_STATE_DIR '" + kBinary + "' report > /dev/null 2>&1";
+  int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace dm::server
