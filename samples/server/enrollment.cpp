@@ -68,6 +68,10 @@ Result<json> Enroll(ServerContext& ctx, const json& request) {
       "cert_serial = excluded.cert_serial, cert_thumbprint = excluded.cert_thumbprint, "
       "enrolled_upn = excluded.enrolled_upn, enrolled = 1, enrolled_at = excluded.enrolled_at",
       dev_id, tenant.id, info.serial_hex, info.thumbprint, upn, store.Now()));
+  // A (re-)enrolled device starts from scratch: everything assigned is delivered again.
+  DM_RETURN_IF_ERROR(store.db().Run(
+      "UPDATE commands SET state = 'cancelled' WHERE dev_id = ? AND state = 'queued'", dev_id));
+  DM_RETURN_IF_ERROR(store.db().Run("DELETE FROM setting_status WHERE dev_id = ?", dev_id));
   DM_RETURN_IF_ERROR(NoteDeviceUser(store, dev_id, upn));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("enrolled device {} in tenant {} (certificate {})", dev_id, tenant.name,

@@ -321,11 +321,14 @@ Status Session::AckCommand(const std::string& uuid, int code,
     spdlog::warn("device {} sent a Status for unknown command {}", device_.dev_id, uuid);
     return Status::Ok();
   }
-  if (st.Text(1) == "acked") return Status::Ok();  // a repeated Status changes nothing
+  const std::string state = st.Text(1);
+  if (state == "acked") return Status::Ok();  // a repeated Status changes nothing
   const std::string verb = st.Text(0);
   DM_RETURN_IF_ERROR(
       db_.Run("UPDATE commands SET state = 'acked', status_code = ?, acked_at = ? WHERE uuid = ?",
               code, store_.Now(), uuid));
+  // A command superseded since it was sent (profile changed) no longer speaks for its setting.
+  if (state == "cancelled") return Status::Ok();
   if (code == 418 && verb == "Add") {
     // The node exists already (e.g. a re-sent Add): retry as Replace with a new CmdID, as
     // Fleet does, instead of reporting the setting failed.

@@ -626,11 +626,37 @@ TEST_F(DeliveryTest, FailedAtomicNamesTheCulprit) {
 TEST_F(DeliveryTest, UnenrollmentAlertEndsManagement) {
   Assign("Web", {{{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}});
   TestDevice d = Enroll("DEV-1");
+  ASSERT_EQ(Ops(Send(d, Pkg1(d, "none")).reply).size(), 1u);  // delivered, never answered
   Exchange ex = Send(
       d,
       Pkg1(d, "none", "", {AlertItem("com.microsoft:mdm.unenrollment.userrequest", "1", "int")}));
   EXPECT_TRUE(Ops(ex.reply).empty());
   EXPECT_EQ(Send(d, Pkg1(d, "none")).http, 403);
+  EXPECT_EQ(Row("DEV-1", "", kWebSignInUri).at("reason"), "device unenrolled");
+  // Enrolled again, the device gets everything assigned to it again.
+  TestDevice again = Enroll("DEV-1");
+  auto ops = Ops(Send(again, Pkg1(again, "none")).reply);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(TargetOf(ops[0]), kWebSignInUri);
+}
+
+TEST_F(DeliveryTest, ChangedProfileSupersedesTheCommandInFlight) {
+  Assign("Web", {{{"uri", kWebSignInUri}, {"value", "old.fabrikam.test"}, {"verb", "Add"}}});
+  TestDevice d = Enroll("DEV-1");
+  Exchange ex = Send(d, Pkg1(d, "none"));
+  ASSERT_EQ(Ops(ex.reply).size(), 1u);
+  AdminOk("profile.add",
+          {{"name", "Web"},
+           {"replace", true},
+           {"settings", {{{"uri", kWebSignInUri}, {"value", "new.fabrikam.test"}}}}});
+  // The old Add is answered 418 after the change: no retry of the stale value; the new value
+  // goes out instead.
+  auto ops = Ops(Send(d, Answer(d, ex.reply, [](const Command&) { return 418; })).reply);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].type, CommandType::kReplace);
+  ASSERT_TRUE(ops[0].items[0].data);
+  EXPECT_EQ(ops[0].items[0].data->text, "new.fabrikam.test");
+  EXPECT_EQ(Row("DEV-1", "", kWebSignInUri).at("status"), "Pending");
 }
 
 // ---- PIN reset service ----
