@@ -5,10 +5,6 @@
 namespace dm::csp {
 namespace {
 
-// Statement::Bind has no std::string overload (string_view and optional<string> would both
-// match), so strings are bound as views.
-std::string_view Sv(const std::string& s) { return s; }
-
 std::string_view ScopeText(UriScope s) { return s == UriScope::kUser ? "user" : "device"; }
 
 std::string ParentOf(std::string_view path) {
@@ -37,7 +33,7 @@ Result<std::optional<NodeRow>> NodeStore::Find(const NodeKey& key) const {
   DM_ASSIGN_OR_RETURN(auto st, db_.Prepare("SELECT path, format, value, external, updated_at "
                                            "FROM csp_nodes WHERE scope = ? AND user = ? "
                                            "AND path = ?"));
-  st.BindAll(ScopeText(key.scope), Sv(key.user), Sv(key.path));
+  st.BindAll(ScopeText(key.scope), key.user, key.path);
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<NodeRow>();
   return std::optional<NodeRow>(ReadRow(st));
@@ -52,14 +48,14 @@ Status NodeStore::Put(const NodeKey& key, std::string_view format,
                            "format = excluded.format, value = excluded.value, "
                            "external = excluded.external, updated_at = excluded.updated_at"));
   std::string parent = ParentOf(key.path);
-  st.BindAll(ScopeText(key.scope), Sv(key.user), Sv(key.path), Sv(parent), format, value, external,
+  st.BindAll(ScopeText(key.scope), key.user, key.path, parent, format, value, external,
              ToUnixSeconds(clock_.Now()));
   return st.Run();
 }
 
 Status NodeStore::Remove(const NodeKey& key) {
   return db_.Run("DELETE FROM csp_nodes WHERE scope = ? AND user = ? AND path = ?",
-                 ScopeText(key.scope), Sv(key.user), Sv(key.path));
+                 ScopeText(key.scope), key.user, key.path);
 }
 
 Result<std::vector<NodeRow>> NodeStore::Subtree(const NodeKey& key) const {
@@ -67,7 +63,7 @@ Result<std::vector<NodeRow>> NodeStore::Subtree(const NodeKey& key) const {
                                            "csp_nodes WHERE scope = ? AND user = ? AND "
                                            "(path = ? OR (path >= ? AND path < ?)) ORDER BY path"));
   std::string lo = LowerBound(key.path), hi = UpperBound(key.path);
-  st.BindAll(ScopeText(key.scope), Sv(key.user), Sv(key.path), Sv(lo), Sv(hi));
+  st.BindAll(ScopeText(key.scope), key.user, key.path, lo, hi);
   std::vector<NodeRow> rows;
   for (;;) {
     DM_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -81,19 +77,18 @@ Status NodeStore::RemoveSubtree(const NodeKey& key) {
   return db_.Run(
       "DELETE FROM csp_nodes WHERE scope = ? AND user = ? AND "
       "(path = ? OR (path >= ? AND path < ?))",
-      ScopeText(key.scope), Sv(key.user), Sv(key.path), Sv(LowerBound(key.path)),
-      Sv(UpperBound(key.path)));
+      ScopeText(key.scope), key.user, key.path, LowerBound(key.path), UpperBound(key.path));
 }
 
 Status NodeStore::RemoveMatchingExcept(const NodeKey& key, std::string_view pattern) {
   return db_.Run("DELETE FROM csp_nodes WHERE scope = ? AND user = ? AND path GLOB ? AND path <> ?",
-                 ScopeText(key.scope), Sv(key.user), pattern, Sv(key.path));
+                 ScopeText(key.scope), key.user, pattern, key.path);
 }
 
 Result<std::vector<std::string>> NodeStore::ChildNames(const NodeKey& key) const {
   DM_ASSIGN_OR_RETURN(auto st, db_.Prepare("SELECT path FROM csp_nodes WHERE scope = ? AND "
                                            "user = ? AND parent = ? ORDER BY path"));
-  st.BindAll(ScopeText(key.scope), Sv(key.user), Sv(key.path));
+  st.BindAll(ScopeText(key.scope), key.user, key.path);
   std::vector<std::string> names;
   for (;;) {
     DM_ASSIGN_OR_RETURN(bool row, st.Step());
