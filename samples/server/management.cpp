@@ -21,13 +21,6 @@ namespace {
 
 constexpr char kUnenrollAlertType[] = "com.microsoft:mdm.unenrollment.userrequest";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool IsSuccess(int code) { return code >= 200 && code < 300; }
 
 int ParseCode(std::string_view text) {
@@ -113,7 +106,7 @@ std::optional<std::string> Field(const tinyxml2::XMLElement* e,
 }
 
 std::optional<std::string> MapDeviceState(std::string_view state) {
-  const std::string s = Lower(state);
+  const std::string s = AsciiLower(state);
   if (s == "succeeded" || s == "success" || s == "compliant") return "Succeeded";
   if (s == "pendingreboot") return "PendingReboot";
   if (s == "conflict") return "Conflict";
@@ -149,7 +142,7 @@ struct StatusRow {
 }  // namespace
 
 bool SameUser(std::string_view reported, std::string_view upn) {
-  const std::string r = Lower(reported), u = Lower(upn);
+  const std::string r = AsciiLower(reported), u = AsciiLower(upn);
   return r == u || (r.find('@') == std::string::npos && u.substr(0, u.find('@')) == r);
 }
 
@@ -187,7 +180,7 @@ Status IngestReport(Store& store, std::string_view dev_id, std::string_view type
   std::function<void(const tinyxml2::XMLElement*, const std::string&)> visit =
       [&](const tinyxml2::XMLElement* e, const std::string& inherited_user) {
         if (!result.ok()) return;
-        const std::string element = Lower(e->Name());
+        const std::string element = AsciiLower(e->Name());
         std::string user = Field(e, {"user", "upn", "User", "UPN"}).value_or(inherited_user);
         if (element == "user") {
           user = Field(e, {"name", "upn", "Name", "UPN"}).value_or(user);
@@ -268,10 +261,10 @@ Status Session::ProcessAlert(const syncml::Command& c) {
   if (code == syncml::alert::kSessionAbort) aborted_ = true;
   if (code == syncml::alert::kClientEvent) {
     for (const syncml::Item& item : c.items) {
-      std::string type = Lower(ItemType(item));
-      if (type == Lower(kLoginStatusType)) {
-        login_status_ = Lower(ItemData(item));
-      } else if (type == Lower(kUserAlertType)) {
+      std::string type = AsciiLower(ItemType(item));
+      if (type == AsciiLower(kLoginStatusType)) {
+        login_status_ = AsciiLower(ItemData(item));
+      } else if (type == AsciiLower(kUserAlertType)) {
         claimed_upn_ = ItemData(item);
       }
     }

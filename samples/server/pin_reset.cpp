@@ -45,11 +45,11 @@ Status CheckConsent(const Tenant& tenant) {
 }  // namespace
 
 transport::HttpResponse HandlePinResetPublicKey(ServerContext& ctx) {
-  auto digest = crypto::Sha256(crypto::AsBytes(ctx.pin_reset_public_key));
+  auto digest = Sha256Hex(ctx.pin_reset_public_key);
   if (!digest.ok()) return StatusError(digest.error());
   return JsonResponse(200, json{{"public_key", ctx.pin_reset_public_key},
                                 {"algorithm", "RSA-OAEP-256"},
-                                {"key_id", crypto::HexEncode(*digest)}});
+                                {"key_id", *digest}});
 }
 
 transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,

@@ -67,31 +67,19 @@ bool IsIpAddress(std::string_view host) {
                                       [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // Host header without the port, lower case.
 std::string RequestHost(const HttpRequest& request) {
   std::string host = request.Header("Host").value_or("");
   if (!host.empty() && host.front() == '[') {
     size_t end = host.find(']');
-    return Lower(host.substr(1, end == std::string::npos ? std::string::npos : end - 1));
+    return AsciiLower(host.substr(1, end == std::string::npos ? std::string::npos : end - 1));
   }
   size_t colon = host.find(':');
-  return Lower(host.substr(0, colon));
+  return AsciiLower(host.substr(0, colon));
 }
 
 std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
-Result<std::string> Sha256Hex(std::string_view text) {
-  DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(text)));
-  return crypto::HexEncode(digest);
 }
 
 }  // namespace
@@ -354,7 +342,7 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
   if (!context) return JsonError(503, "unavailable", "the server is starting");
 
   // The federated IdP answers on its own host name and nothing else does there.
-  if (!options.idp_host.empty() && RequestHost(request) == Lower(options.idp_host)) {
+  if (!options.idp_host.empty() && RequestHost(request) == AsciiLower(options.idp_host)) {
     if (path == "/adfs/ls/" || path == "/adfs/ls") {
       if (get || post) return HandleSignIn(*context, request, query, /*federated=*/true);
       return JsonError(405, "method_not_allowed", "use GET or POST");

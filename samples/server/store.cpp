@@ -162,13 +162,6 @@ CREATE TABLE user_recovery (
 )sql"},
 };
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool IsGuid(std::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -179,11 +172,6 @@ bool IsGuid(std::string_view s) {
     }
   }
   return true;
-}
-
-Result<std::string> Sha256Hex(std::string_view text) {
-  DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(text)));
-  return crypto::HexEncode(digest);
 }
 
 Tenant TenantFromRow(const storage::Statement& st) {
@@ -261,7 +249,7 @@ Result<CreatedTenant> Store::AddTenant(std::string_view name, std::string_view i
     }
     if (!IsGuid(bare))
       return InvalidArgument("tenant id must be a GUID, got '" + std::string(id) + "'");
-    tenant_id = Lower(bare);
+    tenant_id = AsciiLower(bare);
   }
   DM_ASSIGN_OR_RETURN(Bytes raw, options_.random->Public(24));
   std::string token = crypto::HexEncode(raw);
@@ -292,7 +280,7 @@ Result<std::vector<Tenant>> Store::Tenants() {
 
 Result<Tenant> Store::TenantById(std::string_view id) {
   DM_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string(kTenantColumns) + " WHERE id = ?"));
-  st.Bind(1, Lower(id));
+  st.Bind(1, AsciiLower(id));
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return NotFound("no tenant with id " + std::string(id));
   return TenantFromRow(st);
@@ -307,7 +295,7 @@ Result<Tenant> Store::ResolveTenant(std::string_view id_or_name) {
   }
   DM_ASSIGN_OR_RETURN(auto st,
                       db_->Prepare(std::string(kTenantColumns) + " WHERE id = ? OR name = ?"));
-  st.BindAll(Lower(id_or_name), id_or_name);
+  st.BindAll(AsciiLower(id_or_name), id_or_name);
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return NotFound("no tenant '" + std::string(id_or_name) + "'");
   return TenantFromRow(st);
@@ -334,9 +322,9 @@ Result<Tenant> Store::TenantByEnrollmentToken(std::string_view token) {
 
 Status Store::SetConsent(std::string_view tenant_id, std::string_view app_id, bool granted) {
   const char* column = nullptr;
-  if (Lower(app_id) == container::kPinResetServiceAppId) {
+  if (AsciiLower(app_id) == container::kPinResetServiceAppId) {
     column = "consent_pin_reset_service";
-  } else if (Lower(app_id) == container::kPinResetClientAppId) {
+  } else if (AsciiLower(app_id) == container::kPinResetClientAppId) {
     column = "consent_pin_reset_client";
   } else {
     return InvalidArgument(
@@ -616,6 +604,18 @@ Result<std::vector<Device>> Store::Devices() {
 }
 
 // ---- helpers ----
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+Result<std::string> Sha256Hex(std::string_view text) {
+  DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(text)));
+  return crypto::HexEncode(digest);
+}
 
 Result<std::string> NewUuid(crypto::Random& random) {
   DM_ASSIGN_OR_RETURN(Bytes b, random.Public(16));

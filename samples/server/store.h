@@ -147,6 +147,11 @@ class Store {
   Options options_;
 };
 
+// ASCII lower case (GUIDs, UPNs, host names, alert types compare case-insensitively).
+std::string AsciiLower(std::string_view s);
+// Lower-case hex SHA-256 of the text (token digests, content fingerprints).
+Result<std::string> Sha256Hex(std::string_view text);
+
 // Random v4 UUID, lower case ("0b7c...-4...").
 Result<std::string> NewUuid(crypto::Random& random);
 // RFC 4648 base32 (authenticator apps' secret format); case-insensitive, padding optional,

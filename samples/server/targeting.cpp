@@ -66,11 +66,11 @@ Result<std::vector<DesiredSetting>> SettingsOf(Store& store, const std::vector<i
           .value = ReplaceAll(st.Text(6), "{TenantId}", tenant_id)};
       std::string content = st.Text(1) + '\n' + s.verb + '\n' + s.loc_uri + '\n' + s.format + '\n' +
                             s.type + '\n' + s.value;
-      DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(content)));
+      DM_ASSIGN_OR_RETURN(std::string digest, Sha256Hex(content));
       out.push_back(DesiredSetting{.profile_id = profile,
                                    .idx = static_cast<int>(st.Int(0)),
                                    .setting = std::move(s),
-                                   .content_sha256 = crypto::HexEncode(digest)});
+                                   .content_sha256 = std::move(digest)});
     }
   }
   return out;
