@@ -12,6 +12,9 @@
 //   401 {"error": "client_certificate_required" | "invalid_grant", "message"}
 //   403 {"error": "device_not_enrolled" | "AADSTS650052", "message"}
 //   400 {"error": "invalid_request" | "invalid_protector", "message"}
+// POST /PinReset/authenticate (mutual TLS, as above) {"upn", "password", "totp"}
+//   200 {"upn", "authenticated": true}; the user's sign-in for a destructive reset, which
+//   needs no PIN reset service and so no consent; errors as above.
 #include <spdlog/spdlog.h>
 
 #include "container/local_pin_reset_service.h"
@@ -52,12 +55,17 @@ transport::HttpResponse HandlePinResetPublicKey(ServerContext& ctx) {
                                 {"key_id", *digest}});
 }
 
-transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
+namespace {
+
+// Both endpoints: an enrolled device of the user's tenant (mutual TLS), then the user's
+// password and TOTP. Only `recover` needs the tenant's consent to the PIN reset apps and a
+// protector; `authenticate` is the plain sign-in a destructive reset needs.
+transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
                                               const transport::HttpRequest& request,
-                                              const transport::PeerInfo& peer) {
+                                              const transport::PeerInfo& peer, bool recover) {
   if (!peer.has_client_cert) {
     return JsonError(401, "client_certificate_required",
-                     "PIN recovery needs the device's client certificate (mutual TLS)");
+                     "PIN reset needs the device's client certificate (mutual TLS)");
   }
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object()) return JsonError(400, "invalid_request", "the body is not a JSON object");
@@ -70,15 +78,16 @@ transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
     password = SecretBytes(body.value("password", ""));
   } catch (const json::exception&) {
     return JsonError(400, "invalid_request",
-                     "upn, password, totp and encrypted_protector "
-                     "must be strings");
+                     "upn, password, totp and encrypted_protector must be strings");
   }
-  if (upn.empty() || encrypted_b64.empty()) {
-    return JsonError(400, "invalid_request", "upn and encrypted_protector are required");
-  }
-  auto encrypted = crypto::Base64Decode(encrypted_b64);
-  if (!encrypted.ok()) {
-    return JsonError(400, "invalid_protector", "encrypted_protector is not base64");
+  if (upn.empty()) return JsonError(400, "invalid_request", "upn is required");
+  Bytes encrypted;
+  if (recover) {
+    auto decoded = crypto::Base64Decode(encrypted_b64);
+    if (encrypted_b64.empty() || !decoded.ok()) {
+      return JsonError(400, "invalid_protector", "encrypted_protector (base64) is required");
+    }
+    encrypted = std::move(*decoded);
   }
 
   Store& store = ctx.store;
@@ -87,10 +96,12 @@ transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
   if (!device.ok()) return JsonError(403, "device_not_enrolled", device.error().message());
   auto tenant = store.TenantById(device->tenant_id);
   if (!tenant.ok()) return StatusError(tenant.error());
-  if (Status consent = CheckConsent(*tenant); !consent.ok()) {
-    spdlog::warn("PIN reset refused for device {}: tenant {} lacks consent", device->dev_id,
-                 tenant->name);
-    return JsonError(403, "AADSTS650052", consent.message());
+  if (recover) {
+    if (Status consent = CheckConsent(*tenant); !consent.ok()) {
+      spdlog::warn("PIN reset refused for device {}: tenant {} lacks consent", device->dev_id,
+                   tenant->name);
+      return JsonError(403, "AADSTS650052", consent.message());
+    }
   }
   // A user of another tenant is answered like a wrong password.
   auto user = store.FindUser(upn);
@@ -100,13 +111,28 @@ transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
     if (auth.code() != Code::kUnauthenticated) return StatusError(auth);
     return JsonError(401, "invalid_grant", auth.message());
   }
-  auto protector = crypto::RsaOaepDecrypt(ctx.pin_reset_key, *encrypted);
+  if (!recover) return JsonResponse(200, json{{"upn", user->upn}, {"authenticated", true}});
+  auto protector = crypto::RsaOaepDecrypt(ctx.pin_reset_key, encrypted);
   if (!protector.ok() || protector->size() != kProtectorSize) {
     return JsonError(400, "invalid_protector",
                      "the encrypted PIN reset protector was not made for this service's key");
   }
   spdlog::info("PIN reset: protector released for {} on device {}", user->upn, device->dev_id);
   return JsonResponse(200, json{{"protector", crypto::Base64Encode(protector->span())}});
+}
+
+}  // namespace
+
+transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
+                                              const transport::HttpRequest& request,
+                                              const transport::PeerInfo& peer) {
+  return SignInAndMaybeRecover(ctx, request, peer, /*recover=*/true);
+}
+
+transport::HttpResponse HandlePinResetAuthenticate(ServerContext& ctx,
+                                                   const transport::HttpRequest& request,
+                                                   const transport::PeerInfo& peer) {
+  return SignInAndMaybeRecover(ctx, request, peer, /*recover=*/false);
 }
 
 }  // namespace dm::server

@@ -56,11 +56,12 @@ Result<json> BuildReport(Store& store) {
       if (!row) break;
       can_reset.push_back({recovery.Text(0), recovery.Text(1), recovery.Text(2)});
     }
-    auto can_reset_of = [&](const std::string& upn) -> std::string {
+    // null for device rows and for users the device has not reported on.
+    auto can_reset_of = [&](const std::string& upn) -> json {
       for (const auto& r : can_reset) {
-        if (SameUser(r[0], upn)) return r[1];
+        if (!upn.empty() && SameUser(r[0], upn)) return r[1];
       }
-      return "";
+      return nullptr;
     };
     std::set<std::string> users_with_rows;
     DM_RETURN_IF_ERROR(settings.Reset());
@@ -83,7 +84,7 @@ Result<json> BuildReport(Store& store) {
                           {"status", status},
                           {"code", settings.IsNull(4) ? json(nullptr) : json(settings.Int(4))},
                           {"reason", reason},
-                          {"can_reset", upn.empty() ? "" : can_reset_of(upn)}});
+                          {"can_reset", can_reset_of(upn)}});
     }
     for (const auto& r : can_reset) {
       if (std::any_of(users_with_rows.begin(), users_with_rows.end(),
@@ -136,7 +137,7 @@ std::string FormatReportTable(const json& report) {
       } else if (key == "user") {
         v = row.at("user").get<std::string>();
         if (v.empty()) v = "(device)";
-      } else {
+      } else if (!row.at(key).is_null()) {
         v = row.at(key).get<std::string>();
       }
       if (v.empty()) v = "-";

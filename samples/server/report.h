@@ -14,7 +14,8 @@ namespace dm::server {
 //            "can_reset"}...],
 //  "devices": [{"device", "tenant", "enrolled", "enrolled_user", "signed_in_user",
 //               "login_status", "last_seen", "manufacturer", "model", "has_report"}...]}
-// user "" = device-targeted; code null until the device answered. Users with a CanReset but no
+// user "" = device-targeted; code null until the device answered; can_reset null when the
+// device has not reported the user's CanReset (and on device rows). Users with a CanReset but no
 // setting rows get a row with profile/setting "". Reconciles first, so assignment changes since
 // the devices' last sessions show as Pending. Caller holds the lock.
 Result<nlohmann::json> BuildReport(Store& store);

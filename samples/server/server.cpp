@@ -377,6 +377,14 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
     return HandlePinResetRecover(*context, request, peer);
   }
+  if (path == "/PinReset/authenticate") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    return HandlePinResetAuthenticate(*context, request, peer);
+  }
+  if (path == "/EnrollmentServer/hello-certificate") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    return HandleHelloCertificate(*context, request, peer);
+  }
   if (path == "/federation/login") {
     if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
     return HandleFederationLogin(*context, query);

@@ -51,6 +51,13 @@ transport::HttpResponse HandlePinResetPublicKey(ServerContext& ctx);
 transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
                                               const transport::HttpRequest& request,
                                               const transport::PeerInfo& peer);
+transport::HttpResponse HandlePinResetAuthenticate(ServerContext& ctx,
+                                                   const transport::HttpRequest& request,
+                                                   const transport::PeerInfo& peer);
+// POST /EnrollmentServer/hello-certificate (mutual TLS): certifies a user's Hello key.
+transport::HttpResponse HandleHelloCertificate(ServerContext& ctx,
+                                               const transport::HttpRequest& request,
+                                               const transport::PeerInfo& peer);
 transport::HttpResponse HandleFederationLogin(ServerContext& ctx, std::string_view query);
 // The sign-in page: `federated` selects the IdP's page (federated tenants' users) or the
 // managed one (the others).

@@ -752,6 +752,46 @@ TEST_F(PinResetTest, NeedsAnEnrolledDeviceCertificate) {
   EXPECT_EQ(Recover("alice-pw", TotpNow(), stale.get()).status, 403);
 }
 
+TEST_F(PinResetTest, SignInForADestructiveResetNeedsNoConsent) {
+  auto sign_in = [&](const std::string& password, const std::string& totp) {
+    auto resp = PostJson(*device_.client, "/PinReset/authenticate",
+                         {{"upn", "alice@fabrikam.test"}, {"password", password}, {"totp", totp}});
+    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
+    return resp.ok() ? *resp : transport::HttpResponse{};
+  };
+  EXPECT_EQ(sign_in("alice-pw", "000000" == TotpNow() ? "000001" : "000000").status, 401);
+  EXPECT_EQ(sign_in("wrong", TotpNow()).status, 401);
+  auto ok = sign_in("alice-pw", TotpNow());
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body).at("authenticated"), true);
+  // Recovering the protector still needs the consents.
+  EXPECT_EQ(Recover("alice-pw", TotpNow()).status, 403);
+}
+
+TEST_F(PinResetTest, HelloKeysAreCertifiedForUsersOfTheDevicesTenant) {
+  auto hello = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(hello.ok());
+  auto request = [&](transport::HttpsClient& client, const std::string& upn) {
+    auto resp = PostJson(client, "/EnrollmentServer/hello-certificate",
+                         {{"public_key", hello->public_pem}, {"upn", upn}});
+    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
+    return resp.ok() ? *resp : transport::HttpResponse{};
+  };
+  EXPECT_EQ(last_enrollment_.at("hello_cert_url"),
+            server_->BaseUrl() + "/EnrollmentServer/hello-certificate");
+  auto resp = request(*device_.client, "alice@fabrikam.test");
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  std::string cert = json::parse(resp.body).at("certificate");
+  auto info = pki::ParseCertificate(cert);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->subject_cn, "alice@fabrikam.test");
+  EXPECT_EQ(info->public_key_pem, hello->public_pem);
+  EXPECT_TRUE(pki::VerifyCertificate(cert, server_->ca_cert_pem(), clock_.Now()).ok());
+  EXPECT_EQ(request(*device_.client, "nobody@fabrikam.test").status, 403);
+  auto anonymous = Client();
+  EXPECT_EQ(request(*anonymous, "alice@fabrikam.test").status, 403);
+}
+
 TEST_F(PinResetTest, PublicKeyEndpointServesTheEnrollmentKey) {
   auto lock_free = server_->Handle({.method = "GET",
                                     .target = "/PinReset/publickey",
