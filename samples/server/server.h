@@ -14,6 +14,8 @@
 //   POST /ManagementServer/MDM.svc        OMA-DM SyncML; mutual TLS required
 //   GET|POST /PinReset/publickey          the PIN reset service's public key
 //   POST /PinReset/recover                protector recovery; mutual TLS required
+//   POST /PinReset/authenticate           the user's sign-in for a destructive reset; mTLS
+//   POST /EnrollmentServer/hello-certificate  certifies a user's Hello key; mTLS
 //   GET|POST /federation/login?upn=U      where U signs in (managed or federated IdP)
 //   GET|POST /login                       managed sign-in page (HTML form / form POST)
 //   Host idp.<...> only: GET|POST /adfs/ls/  the federated IdP's sign-in page
@@ -88,9 +90,8 @@ class DmServer {
 
   void Stop();
 
-  class Impl;
-
  private:
+  class Impl;
   explicit DmServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
