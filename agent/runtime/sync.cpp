@@ -131,9 +131,10 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   }
   DM_RETURN_IF_ERROR(settled);
 
-  DM_ASSIGN_OR_RETURN(auto requests, csp::PendingRebootRequests(device.db()));
-  if (!requests.empty()) {
-    spdlog::info("the server asked for a reboot (RebootNow); performing the reboot step");
+  // RebootNow received in this session, or a Reboot CSP schedule that came due.
+  DM_ASSIGN_OR_RETURN(auto due, csp::RebootDueAt(device.db(), device.clock().Now()));
+  if (due) {
+    spdlog::info("reboot due ({}); performing the reboot step", csp::RebootCauseName(due->cause));
     DM_RETURN_IF_ERROR(PerformRebootStep(device).status());
     result.reboot_performed = true;
   }

@@ -73,7 +73,9 @@ srv group add all-devices --kind device --tenant Fabrikam >/dev/null
 ok "tenant Fabrikam ($TENANT_ID), user $USER in group pin-recovery-users"
 
 say "dmserver starts on loopback (its own CA, mutual TLS for management)"
-srv serve --listen 127.0.0.1 --port 0 --port-file "$work/port" &
+# The binary itself in the background (not the srv function), so $! is the server's pid.
+"$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 \
+  --port-file "$work/port" &
 server_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 [[ -s "$work/port" ]] || fail "dmserver did not start"
@@ -137,7 +139,8 @@ ok "$USER signs in with the new PIN"
 
 say "Federated sign-in at the lock screen: web sign-in blocks the IdP until it is allowed"
 if agent web-signin "$IDP_URL" 2>"$work/web.err"; then fail "web sign-in opened $IDP_URL"; fi
-expect_eq "web sign-in says" "$(sed 's/^dmagent: //' "$work/web.err")" "We can't open that page right now"
+expect_eq "web sign-in says" "$(tail -n 1 "$work/web.err" | sed 's/^dmagent: //')" \
+  "We can't open that page right now"
 srv profile add web-signin --tenant Fabrikam --format chr \
   --setting "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls=idp.fabrikam.test" >/dev/null
 srv assign web-signin all-devices --tenant Fabrikam >/dev/null
