@@ -358,7 +358,8 @@ Result<Row> StoreImpl::NewContainer(std::string_view user, const SecretBytes& pi
 
   // The certificate: from the device's CA when it has one, self-signed otherwise.
   std::string cert;
-  if (o_.issuer != nullptr) {
+  const bool ca_issued = o_.issuer != nullptr && o_.issuer->Available();
+  if (ca_issued) {
     auto issued = o_.issuer->Issue(keys.public_pem, user, now);
     if (!issued.ok()) return issued.status().WithContext("issue Hello certificate");
     cert = std::move(*issued);
@@ -381,7 +382,7 @@ Result<Row> StoreImpl::NewContainer(std::string_view user, const SecretBytes& pi
   row.certificate_pem = cert;
   row.thumbprint = info.thumbprint;
   row.issuer_cn = info.issuer_cn;
-  row.self_signed = o_.issuer == nullptr;
+  row.self_signed = !ca_issued;
   row.not_before = ToUnixSeconds(info.not_before);
   row.not_after = ToUnixSeconds(info.not_after);
   row.created_at = ToUnixSeconds(now);

@@ -83,6 +83,9 @@ class CertificateIssuer {
   // A PEM certificate for `public_key_pem`, subject CN = common_name, valid from `now`.
   virtual Result<std::string> Issue(std::string_view public_key_pem, std::string_view common_name,
                                     TimePoint now) = 0;
+  // Whether a CA is there right now (an agent's issuer appears with its enrollment); when not,
+  // the container self-signs as if no issuer were configured.
+  virtual bool Available() { return true; }
 };
 
 // Issues from a CA the device was given (pki::IssueForPublicKey, client-auth certificate).

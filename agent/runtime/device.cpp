@@ -5,6 +5,34 @@
 #include "storage/state_dir.h"
 
 namespace dm::agent {
+namespace {
+
+// Asks the factory again at every use, so a device that enrolls (or re-enrolls) while open
+// gets its Hello certificates from the new CA without reopening.
+class ResolvingIssuer final : public container::CertificateIssuer {
+ public:
+  ResolvingIssuer(DeviceOptions::IssuerFactory factory, storage::Database& db,
+                  std::filesystem::path state_dir)
+      : factory_(std::move(factory)), db_(db), state_dir_(std::move(state_dir)) {}
+
+  bool Available() override {
+    auto inner = factory_(db_, state_dir_);
+    return inner.ok() && *inner != nullptr;
+  }
+  Result<std::string> Issue(std::string_view public_key_pem, std::string_view common_name,
+                            TimePoint now) override {
+    DM_ASSIGN_OR_RETURN(auto inner, factory_(db_, state_dir_));
+    if (inner == nullptr) return FailedPrecondition("the device has no CA for Hello keys");
+    return inner->Issue(public_key_pem, common_name, now);
+  }
+
+ private:
+  DeviceOptions::IssuerFactory factory_;
+  storage::Database& db_;
+  std::filesystem::path state_dir_;
+};
+
+}  // namespace
 
 Result<std::unique_ptr<Device>> Device::Open(DeviceOptions options) {
   std::unique_ptr<Device> device(new Device(std::move(options)));
@@ -19,7 +47,7 @@ Status Device::Init() {
   DM_ASSIGN_OR_RETURN(db_, storage::Database::Open(options_.state_dir / storage::kDatabaseFile,
                                                    {.migrations = storage::AgentSchema()}));
   if (options_.make_issuer) {
-    DM_ASSIGN_OR_RETURN(issuer_, options_.make_issuer(*db_, options_.state_dir));
+    issuer_ = std::make_unique<ResolvingIssuer>(options_.make_issuer, *db_, options_.state_dir);
   }
   container::StoreOptions store;
   store.clock = options_.clock;

@@ -27,11 +27,12 @@ struct DeviceOptions {
   // PINs set afterwards.
   crypto::ScryptParams pin_kdf = crypto::ScryptParams::Strong();
   policy::EngineOptions engine;
-  // Who certifies new Hello keys, built once the database is open (an enrolled device asks
-  // its management server's CA). Returning nullptr, or no factory, means self-signed.
-  std::function<Result<std::unique_ptr<container::CertificateIssuer>>(
-      storage::Database&, const std::filesystem::path& state_dir)>
-      make_issuer;
+  // Who certifies new Hello keys (an enrolled device asks its management server's CA); asked
+  // at each provisioning, so an enrollment made while the device is open counts. Returning
+  // nullptr, or no factory, means self-signed.
+  using IssuerFactory = std::function<Result<std::unique_ptr<container::CertificateIssuer>>(
+      storage::Database&, const std::filesystem::path& state_dir)>;
+  IssuerFactory make_issuer;
 };
 
 // Settings-table keys the agent itself owns.

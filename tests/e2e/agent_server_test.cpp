@@ -1,0 +1,423 @@
+// The agent (agent/runtime: enrollment, sessions, outbox, resets) against dmserver, both in
+// process, over real mutual TLS on 127.0.0.1.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "agent/runtime/device.h"
+#include "agent/runtime/enrollment.h"
+#include "agent/runtime/hello_issuer.h"
+#include "agent/runtime/outbox.h"
+#include "agent/runtime/pin_reset_client.h"
+#include "agent/runtime/sync.h"
+#include "agent/session/session.h"
+#include "agent/transport/https_server.h"
+#include "base/crypto.h"
+#include "base/pki.h"
+#include "samples/server/admin.h"
+#include "samples/server/report.h"
+#include "samples/server/server.h"
+
+namespace dm {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr char kTenant[] = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+constexpr char kAlice[] = "alice@fabrikam.test";
+constexpr char kBob[] = "bob@fabrikam.test";
+constexpr char kPassword[] = "Correct-Horse-Battery-9";
+constexpr char kTotpBase32[] = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+std::string RecoveryUri() {
+  return std::string("./Device/Vendor/MSFT/PassportForWork/") + kTenant +
+         "/Policies/EnablePinRecovery";
+}
+
+class AgentServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "e2e-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    StartServer(0);
+    json t = Admin("tenant.add", {{"name", "Fabrikam"}, {"id", kTenant}, {"federated", true}});
+    token_ = t.at("enrollment_token").get<std::string>();
+    for (const char* upn : {kAlice, kBob}) {
+      Admin("user.add", {{"upn", upn}, {"password", kPassword}, {"totp_secret", kTotpBase32}});
+    }
+    Admin("group.add", {{"name", "pin-recovery-users"}, {"kind", "user"}});
+    Admin("group.member", {{"group", "pin-recovery-users"}, {"member", kAlice}});
+  }
+  void TearDown() override {
+    devices_.clear();
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void StartServer(uint16_t port) {
+    server::ServerOptions so;
+    so.state_dir = dir_ / "server";
+    so.port = port;
+    so.password_kdf = crypto::ScryptParams::ForTests();
+    so.pin_reset_rsa_bits = 2048;
+    so.device_cert_validity = device_cert_validity_;
+    auto s = server::DmServer::Start(so);
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    server_ = std::move(*s);
+  }
+
+  json Admin(const std::string& op, const json& args) {
+    auto lock = server_->store().Lock();
+    auto r = server::RunAdmin(server_->store(), op, args);
+    EXPECT_TRUE(r.ok()) << op << ": " << r.error().ToString();
+    return r.ok() ? *r : json();
+  }
+
+  json Report() {
+    auto lock = server_->store().Lock();
+    auto r = server::BuildReport(server_->store());
+    EXPECT_TRUE(r.ok()) << r.error().ToString();
+    return r.ok() ? *r : json();
+  }
+  // The server's view of one setting for one user ("" = device rows): status, or "none".
+  std::string ServerStatus(const std::string& user, const std::string& uri_part) {
+    const json report = Report();  // the loop must not range over a temporary's member
+    for (const json& row : report.at("rows")) {
+      if (row.value("user", "") == user &&
+          row.value("setting", "").find(uri_part) != std::string::npos) {
+        return row.value("status", "");
+      }
+    }
+    return "none";
+  }
+  std::string ServerCanReset(const std::string& user) {
+    const json report = Report();
+    for (const json& row : report.at("rows")) {
+      if (row.value("user", "") == user && row.contains("can_reset") &&
+          row["can_reset"].is_string()) {
+        return row["can_reset"].get<std::string>();
+      }
+    }
+    return "none";
+  }
+
+  agent::Device& NewDevice(const std::string& name, const std::string& upn = kAlice,
+                           bool enroll = true) {
+    agent::DeviceOptions o;
+    o.state_dir = dir_ / name;
+    o.pin_kdf = crypto::ScryptParams::ForTests();
+    o.make_issuer = agent::MakeHelloIssuer;
+    auto d = agent::Device::Open(std::move(o));
+    EXPECT_TRUE(d.ok()) << d.error().ToString();
+    devices_.push_back(std::move(*d));
+    agent::Device& device = *devices_.back();
+    if (enroll) {
+      Status s = agent::EnrollWithServer(device, {.server_url = server_->BaseUrl(),
+                                                  .ca_bundle_pem = server_->ca_cert_pem(),
+                                                  .token = token_,
+                                                  .upn = upn});
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+    return device;
+  }
+
+  agent::SyncOptions FastSync() {
+    agent::SyncOptions o;
+    o.step_timeout = std::chrono::seconds(10);
+    o.retry.max_attempts = 3;
+    o.sleep = [this](std::chrono::milliseconds d) { slept_.push_back(d); };
+    return o;
+  }
+  Result<agent::SyncResult> Sync(agent::Device& d) { return agent::RunSession(d, FastSync()); }
+
+  void SignIn(agent::Device& d, const std::string& upn, const std::string& pin) {
+    ASSERT_TRUE(d.policy().OnSignIn(upn).ok());
+    ASSERT_TRUE(d.SetSignedInUser(upn).ok());
+    auto info = d.containers().Info(upn);
+    ASSERT_TRUE(info.ok());
+    if (info->exists) {
+      ASSERT_TRUE(d.containers().Unlock(upn, SecretBytes(pin)).ok());
+    } else {
+      auto made = d.containers().Provision(upn, SecretBytes(pin));
+      ASSERT_TRUE(made.ok()) << made.error().ToString();
+    }
+    ASSERT_TRUE(d.policy().Evaluate().ok());
+  }
+
+  container::ResetCredentials Credentials(std::chrono::seconds skew = {}) {
+    auto secret = server::Base32Decode(kTotpBase32);
+    EXPECT_TRUE(secret.ok());
+    auto code = crypto::Totp(*secret, Clock::System().Now() + skew);
+    EXPECT_TRUE(code.ok());
+    return {.password = SecretBytes(kPassword), .otp_code = *code};
+  }
+
+  std::string CanReset(agent::Device& d, const std::string& upn) {
+    auto r = d.policy().Recovery(upn);
+    return r.ok() ? std::string(policy::CanResetName(r->can_reset)) : r.error().ToString();
+  }
+
+  fs::path dir_;
+  std::unique_ptr<server::DmServer> server_;
+  std::string token_;
+  std::vector<std::unique_ptr<agent::Device>> devices_;
+  std::vector<std::chrono::milliseconds> slept_;
+  std::chrono::seconds device_cert_validity_ = std::chrono::hours(24 * 365);
+};
+
+TEST_F(AgentServerTest, PinRecoveryStoryEndToEnd) {
+  agent::Device& d = NewDevice("laptop");
+  SignIn(d, kAlice, "246810");
+  auto first = d.containers().Info(kAlice);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->self_signed) << "the server's CA certifies the Hello key";
+  EXPECT_EQ(CanReset(d, kAlice), "DestructiveOnly");
+  ASSERT_TRUE(Sync(d).ok());
+  EXPECT_EQ(ServerCanReset(kAlice), "DestructiveOnly");
+
+  // Forgotten PIN, no recovery: destructive reset; the certificate changes.
+  auto service = agent::RemotePinResetService::Connect(d);
+  ASSERT_TRUE(service.ok()) << service.error().ToString();
+  auto destroyed =
+      d.containers().ResetPinDestructive(kAlice, **service, Credentials(), SecretBytes("135790"));
+  ASSERT_TRUE(destroyed.ok()) << destroyed.error().ToString();
+  EXPECT_NE(destroyed->thumbprint, first->thumbprint);
+
+  // Consent + profile for the user group: PendingReboot on both sides.
+  Admin("consent", {{"app", "service"}});
+  Admin("consent", {{"app", "client"}});
+  Admin("profile.add",
+        {{"name", "pin-recovery"},
+         {"settings",
+          json::array({{{"uri", RecoveryUri()}, {"value", "true"}, {"format", "bool"}}})}});
+  Admin("assign", {{"profile", "pin-recovery"}, {"group", "pin-recovery-users"}});
+  auto s1 = Sync(d);
+  ASSERT_TRUE(s1.ok()) << s1.error().ToString();
+  EXPECT_EQ(s1->commands_failed, 0);
+  EXPECT_EQ(CanReset(d, kAlice), "DestructiveOnly");
+  ASSERT_TRUE(Sync(d).ok());  // the changed report
+  EXPECT_EQ(ServerStatus(kAlice, "EnablePinRecovery"), "PendingReboot");
+
+  // Reboot step + sign-in: protector, and the server learns the new CanReset.
+  ASSERT_TRUE(agent::PerformRebootStep(d).ok());
+  SignIn(d, kAlice, "135790");
+  EXPECT_EQ(CanReset(d, kAlice), "DestructiveAndNonDestructive");
+  ASSERT_TRUE(Sync(d).ok());
+  EXPECT_EQ(ServerCanReset(kAlice), "DestructiveAndNonDestructive");
+  EXPECT_EQ(ServerStatus(kAlice, "EnablePinRecovery"), "Succeeded");
+
+  // Non-destructive reset: the key and certificate stay byte-identical.
+  auto before = d.containers().Info(kAlice);
+  ASSERT_TRUE(before.ok());
+  Status kept = d.containers().ResetPinNonDestructive(
+      kAlice, **service, Credentials(std::chrono::seconds(30)), SecretBytes("864200"));
+  ASSERT_TRUE(kept.ok()) << kept.ToString();
+  auto after = d.containers().Info(kAlice);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->certificate_pem, before->certificate_pem);
+  EXPECT_EQ(after->public_key_pem, before->public_key_pem);
+  EXPECT_TRUE(d.containers().Unlock(kAlice, SecretBytes("864200")).ok());
+}
+
+TEST_F(AgentServerTest, UserOutsideTheGroupGetsNothing) {
+  Admin("profile.add",
+        {{"name", "pin-recovery"},
+         {"settings",
+          json::array({{{"uri", RecoveryUri()}, {"value", "true"}, {"format", "bool"}}})}});
+  Admin("assign", {{"profile", "pin-recovery"}, {"group", "pin-recovery-users"}});
+  agent::Device& d = NewDevice("bobs-pc", kBob);
+  SignIn(d, kBob, "246810");
+  auto r = Sync(d);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->commands_received, 0);
+  auto desired =
+      d.policy().Desired(policy::Source::kMdm, {.scope = policy::Scope::kDevice,
+                                                .user = "",
+                                                .setting = "PassportForWork/EnablePinRecovery"});
+  ASSERT_TRUE(desired.ok());
+  EXPECT_FALSE(desired->has_value());
+}
+
+TEST_F(AgentServerTest, ExcludeWinsOverInclude) {
+  Admin("group.add", {{"name", "excluded"}, {"kind", "user"}});
+  Admin("group.member", {{"group", "excluded"}, {"member", kAlice}});
+  Admin("profile.add",
+        {{"name", "pin-recovery"},
+         {"settings",
+          json::array({{{"uri", RecoveryUri()}, {"value", "true"}, {"format", "bool"}}})}});
+  Admin("assign", {{"profile", "pin-recovery"}, {"group", "pin-recovery-users"}});
+  Admin("assign", {{"profile", "pin-recovery"}, {"group", "excluded"}, {"mode", "exclude"}});
+  agent::Device& d = NewDevice("laptop");
+  SignIn(d, kAlice, "246810");
+  auto r = Sync(d);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->commands_received, 0);
+}
+
+TEST_F(AgentServerTest, ReDeliveredAddWithTheSameValueCountsAsSuccess) {
+  agent::Device& d = NewDevice("laptop");
+  const std::string msg =
+      "<SyncML xmlns=\"SYNCML:SYNCML1.2\"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>"
+      "<SessionID>7</SessionID><MsgID>1</MsgID><Target><LocURI>dev</LocURI></Target><Source>"
+      "<LocURI>srv</LocURI></Source></SyncHdr><SyncBody><Add><CmdID>5</"
+      "CmdID><Item><Target><LocURI>" +
+      RecoveryUri() +
+      "</LocURI></Target><Meta><Format xmlns=\"syncml:metinf\">bool</Format></Meta><Data>true"
+      "</Data></Item></Add><Final/></SyncBody></SyncML>";
+  for (int i = 0; i < 2; ++i) {
+    agent::Session session(d.tree(), d.db(), {});
+    auto out = session.Process(msg);
+    ASSERT_TRUE(out.ok()) << out.error().ToString();
+    ASSERT_EQ(session.last_outcomes().size(), 1u);
+    EXPECT_EQ(session.last_outcomes()[0].code, 200) << "delivery " << i + 1;
+  }
+}
+
+TEST_F(AgentServerTest, WrongCaRefusesEnrollmentAndChangesNothing) {
+  auto other = pki::CreateCa("Not the server's CA", Clock::System().Now(), std::chrono::hours(24));
+  ASSERT_TRUE(other.ok());
+  agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
+  Status s = agent::EnrollWithServer(d, {.server_url = server_->BaseUrl(),
+                                         .ca_bundle_pem = other->cert_pem,
+                                         .token = token_,
+                                         .upn = kAlice});
+  EXPECT_EQ(s.code(), Code::kUnauthenticated) << s.ToString();
+  EXPECT_NE(s.message().find("certificate verify failed"), std::string::npos) << s.ToString();
+  auto state = agent::LoadEnrollment(d.db());
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(state->enrolled());
+}
+
+TEST_F(AgentServerTest, ExpiredDeviceCertificateIsRefused) {
+  server_.reset();
+  device_cert_validity_ = std::chrono::seconds(1);  // not_before is now - 5 min: born expired
+  StartServer(0);
+  agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
+  Status s = agent::EnrollWithServer(d, {.server_url = server_->BaseUrl(),
+                                         .ca_bundle_pem = server_->ca_cert_pem(),
+                                         .token = token_,
+                                         .upn = kAlice});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("expired"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(agent::LoadEnrollment(d.db())->enrolled());
+}
+
+// A front end that fails on purpose, then hands requests to dmserver's router with the
+// client identity it verified itself (same CA), so the device's mutual TLS is real.
+class FlakyFrontEnd {
+ public:
+  FlakyFrontEnd(server::DmServer& server, const fs::path& server_state) : server_(server) {
+    auto paths = server::PathsFor(server_state);
+    auto ca_key = ReadAll(paths.ca_key);
+    pki::CertificateAuthority ca{server.ca_cert_pem(), SecretBytes(ca_key)};
+    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+    pki::IssueOptions io;
+    io.common_name = "127.0.0.1";
+    io.not_before = Clock::System().Now() - std::chrono::minutes(1);
+    io.server_auth = true;
+    io.ip_addresses = {"127.0.0.1"};
+    auto cert = pki::IssueForPublicKey(ca, key->public_pem, io);
+    transport::HttpsServerOptions o;
+    o.cert_chain_pem = *cert;
+    o.key_pem = std::move(key->private_pem);
+    o.client_cert_mode = transport::ClientCertMode::kOptional;
+    o.client_ca_pem = server.ca_cert_pem();
+    auto s = transport::HttpsServer::Start(
+        std::move(o), [this](const transport::HttpRequest& req, const transport::PeerInfo& peer) {
+          ++requests_;
+          if (failures_left_ > 0) {
+            --failures_left_;
+            transport::HttpResponse r;
+            r.status = fail_status_;
+            if (!retry_after_.empty()) r.headers.push_back({"Retry-After", retry_after_});
+            r.body = "try later";
+            return r;
+          }
+          return server_.Handle(req, peer);
+        });
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    front_ = std::move(*s);
+  }
+  static std::string ReadAll(const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void FailNext(int n, int status, std::string retry_after = "") {
+    failures_left_ = n;
+    fail_status_ = status;
+    retry_after_ = std::move(retry_after);
+  }
+  std::string Url() const { return front_->BaseUrl() + "/ManagementServer/MDM.svc"; }
+  int requests() const { return requests_; }
+
+ private:
+  server::DmServer& server_;
+  std::unique_ptr<transport::HttpsServer> front_;
+  std::atomic<int> failures_left_{0};
+  int fail_status_ = 503;
+  std::string retry_after_;
+  std::atomic<int> requests_{0};
+};
+
+void PointAt(agent::Device& d, const std::string& url) {
+  ASSERT_TRUE(d.SetSetting("enrollment.management_url", url).ok());
+}
+
+TEST_F(AgentServerTest, ServerErrorsAreRetriedWithBackoffAndRetryAfter) {
+  agent::Device& d = NewDevice("laptop");
+  FlakyFrontEnd front(*server_, dir_ / "server");
+  PointAt(d, front.Url());
+
+  front.FailNext(2, 503);
+  auto r = Sync(d);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_EQ(slept_.size(), 2u);
+  EXPECT_LT(slept_[0], slept_[1]) << "exponential backoff";
+
+  slept_.clear();
+  front.FailNext(1, 429, "7");
+  ASSERT_TRUE(Sync(d).ok());
+  ASSERT_EQ(slept_.size(), 1u);
+  EXPECT_EQ(slept_[0], std::chrono::seconds(7));
+}
+
+TEST_F(AgentServerTest, ServerDownOrFailingLosesNoReport) {
+  agent::Device& d = NewDevice("laptop");
+  SignIn(d, kAlice, "246810");
+  FlakyFrontEnd front(*server_, dir_ / "server");
+  PointAt(d, front.Url());
+
+  front.FailNext(100, 500);
+  auto failed = Sync(d);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code(), Code::kUnavailable) << failed.error().ToString();
+  agent::Outbox outbox(d.db(), d.clock());
+  auto pending = outbox.Pending();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u) << "the report waits in the outbox";
+  EXPECT_EQ((*pending)[0].alert.type, agent::kReportAlertType);
+
+  // Nothing listening at all.
+  PointAt(d, "https://127.0.0.1:1/ManagementServer/MDM.svc");
+  auto down = Sync(d);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code(), Code::kUnavailable) << down.error().ToString();
+  EXPECT_EQ(outbox.Pending()->size(), 1u);
+
+  // Back up: delivered once, then gone from the outbox; the server has it.
+  front.FailNext(0, 200);
+  PointAt(d, front.Url());
+  auto ok = Sync(d);
+  ASSERT_TRUE(ok.ok()) << ok.error().ToString();
+  EXPECT_EQ(ok->alerts_delivered, 1);
+  EXPECT_TRUE(outbox.Pending()->empty());
+  EXPECT_EQ(ServerCanReset(kAlice), "DestructiveOnly");
+}
+
+}  // namespace
+}  // namespace dm
