@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "container/container.h"
+#include "container/security_key.h"
 #include "policy/policy_internal.h"
 #include "storage/database.h"
 
@@ -1490,9 +1491,16 @@ Result<std::string> PolicyEngine::ReportXml() const {
   out += "  </Device>\n";
   std::map<std::string, const RecoveryState*> rec_by_user;
   for (const RecoveryState& r : recovery) rec_by_user[r.user] = &r;
+  // Each user's FIDO2 security keys and their PIN state, so a help desk sees a blocked key.
+  // Listing needs no key material (the store is opened without the device key file).
+  container::SecurityKeyStore key_store(impl_->db_, {});
+  DM_ASSIGN_OR_RETURN(auto keys, key_store.ListAll());
+  std::map<std::string, std::vector<const container::SecurityKeyInfo*>> keys_by_user;
+  for (const auto& k : keys) keys_by_user[k.user].push_back(&k);
   std::set<std::string> users;
   for (const auto& [u, v] : by_user) users.insert(u);
   for (const auto& [u, r] : rec_by_user) users.insert(u);
+  for (const auto& [u, k] : keys_by_user) users.insert(u);
   for (const std::string& u : users) {
     out += "  <User";
     Attr(out, "name", u);
@@ -1502,6 +1510,21 @@ Result<std::string> PolicyEngine::ReportXml() const {
       out += "    <Recovery";
       Attr(out, "CanReset", CanResetName(it->second->can_reset));
       Attr(out, "reason", it->second->reason);
+      out += "/>\n";
+    }
+    auto sorted_keys = keys_by_user[u];
+    std::sort(sorted_keys.begin(), sorted_keys.end(),
+              [](const auto* a, const auto* b) { return a->key_id < b->key_id; });
+    for (const container::SecurityKeyInfo* k : sorted_keys) {
+      out += "    <SecurityKey";
+      Attr(out, "id", k->key_id);
+      Attr(out, "label", k->label);
+      Attr(out, "pinSet", k->pin_set ? "true" : "false");
+      Attr(out, "pinRetries", std::to_string(k->pin_retries));
+      Attr(out, "blocked", container::PinBlockStateName(k->blocked));
+      Attr(out, "minPinLength", std::to_string(k->min_pin_length));
+      Attr(out, "forcePinChange", k->force_pin_change ? "true" : "false");
+      Attr(out, "credentials", std::to_string(k->credential_count));
       out += "/>\n";
     }
     out += "  </User>\n";

@@ -186,6 +186,9 @@ class PolicyEngine {
   //     <User name="alice">                                                 (sorted by name)
   //       <Setting .../>
   //       <Recovery CanReset="DestructiveOnly" reason=".."/>
+  //       <SecurityKey id=".." label=".." pinSet="true|false" pinRetries="8"
+  //                    blocked="none|PIN_AUTH_BLOCKED|PIN_BLOCKED" minPinLength="4"
+  //                    forcePinChange="true|false" credentials="N"/>     (sorted by id)
   //     </User>
   //   </DMAgentReport>
   // desired / effective are omitted when there is no value. state is ComplianceStateName.

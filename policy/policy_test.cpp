@@ -11,6 +11,7 @@
 #include "base/crypto.h"
 #include "container/container.h"
 #include "container/local_pin_reset_service.h"
+#include "container/security_key.h"
 #include "policy/policy_internal.h"
 #include "storage/database.h"
 #include "storage/schema.h"
@@ -708,6 +709,31 @@ TEST_F(PolicyEngineTest, ReportEscapesAttributeValues) {
   std::string xml = engine_->ReportXml().value();
   EXPECT_THAT(xml, HasSubstr("desired=\"&lt;rule description=&quot;a &amp; b&quot;&gt;"
                              "&apos;x&apos;&lt;/rule&gt;\""));
+}
+
+}  // namespace
+}  // namespace dm::policy
+
+namespace dm::policy {
+namespace {
+
+// The report lists each user's FIDO2 security keys with their PIN state (issue: help desks
+// must see a blocked key), and a wrong PIN changes the report.
+TEST_F(PolicyEngineTest, ReportListsSecurityKeysWithTheirPinState) {
+  container::SecurityKeyStore keys(
+      *db_, {.clock = &clock_, .random = &random_, .device_key_file = dir_ / "security-keys.key"});
+  auto id = keys.Create("bob", "YubiKey 5");
+  ASSERT_TRUE(id.ok()) << id.error().ToString();
+  ASSERT_TRUE(keys.SetPin("bob", *id, SecretBytes("4821")).ok());
+  std::string before = engine_->ReportXml().value();
+  EXPECT_THAT(before, HasSubstr("<User name=\"bob\">"));
+  EXPECT_THAT(before, HasSubstr("<SecurityKey id=\"" + *id +
+                                "\" label=\"YubiKey 5\" pinSet=\"true\" pinRetries=\"8\" "
+                                "blocked=\"none\" minPinLength=\"4\" forcePinChange=\"false\" "
+                                "credentials=\"0\"/>"));
+  EXPECT_FALSE(keys.ChangePin("bob", *id, SecretBytes("0000"), SecretBytes("5555")).ok());
+  std::string after = engine_->ReportXml().value();
+  EXPECT_THAT(after, HasSubstr("pinRetries=\"7\""));
 }
 
 }  // namespace
