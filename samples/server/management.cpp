@@ -371,7 +371,10 @@ Status Session::ProcessStatuses() {
       continue;
     }
     // Several Statuses for one command (one per Item): the worst one counts.
-    auto it = std::find_if(top.begin(), top.end(), [&](const auto& p) { return p.first == ref; });
+    // (ref is named through an init-capture: clang before 16 cannot capture a structured
+    // binding, and the fuzz build uses clang.)
+    auto it =
+        std::find_if(top.begin(), top.end(), [&r = ref](const auto& p) { return p.first == r; });
     if (it == top.end()) {
       top.emplace_back(ref, code);
     } else if (IsSuccess(it->second) && !IsSuccess(code)) {
