@@ -61,6 +61,12 @@ std::string ReadSecretLine(const char* prompt) {
   return line;
 }
 
+// Stored strings can come from devices (reports, DevInfo) and need not be UTF-8: bad bytes are
+// printed as U+FFFD rather than aborting the command with an exception.
+std::string PrettyJson(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
 // Runs an admin operation on the state directory and prints the JSON result.
 int Admin(const ServerOptions& options, const std::string& op, const json& args,
           bool print = true) {
@@ -69,7 +75,7 @@ int Admin(const ServerOptions& options, const std::string& op, const json& args,
   auto lock = (*store)->Lock();
   auto result = dm::server::RunAdmin(**store, op, args);
   if (!result.ok()) return Fail(result.error());
-  if (print) std::cout << result->dump(2) << "\n";
+  if (print) std::cout << PrettyJson(*result) << "\n";
   return 0;
 }
 
@@ -257,7 +263,7 @@ int main(int argc, char** argv) {
       ::chmod(token_file.c_str(), 0600);
       if (!out) return Fail(dm::IoError("cannot write " + token_file));
     }
-    std::cout << result->dump(2) << "\n";
+    std::cout << PrettyJson(*result) << "\n";
     return 0;
   }
   if (tenant_cmd->got_subcommand("list")) return Admin(options, "tenant.list", json::object());
@@ -326,7 +332,7 @@ int main(int argc, char** argv) {
     auto lock = (*store)->Lock();
     auto result = dm::server::BuildReport(**store);
     if (!result.ok()) return Fail(result.error());
-    std::cout << (as_json ? result->dump(2) + "\n" : dm::server::FormatReportTable(*result));
+    std::cout << (as_json ? PrettyJson(*result) + "\n" : dm::server::FormatReportTable(*result));
     return 0;
   }
   if (*device_report) {

@@ -90,7 +90,9 @@ HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
   r.headers = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
-  r.body = body.dump(2) + "\n";
+  // Strings in answers can come from requests (paths, query strings, device reports) and
+  // need not be UTF-8: replace bad bytes (U+FFFD) instead of throwing out of the handler.
+  r.body = body.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   return r;
 }
 
