@@ -173,7 +173,9 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& pa
   sqlite3_busy_timeout(raw, static_cast<int>(options.busy_timeout.count()));
 
   // The first real read happens here; a damaged or foreign file fails now, before any write.
-  auto st = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and the agent
+  // answers 200 (the server never re-sends) as soon as a commit returns (decision 1).
+  auto st = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   if (!st.ok()) return st.WithContext("open database");
   DM_RETURN_IF_ERROR(db->Migrate(options.migrations));
   return db;

@@ -43,6 +43,17 @@ TEST_F(DatabaseTest, CreatesPrivateFileInWalModeAndMigrates) {
   ASSERT_TRUE((*db)->Run("INSERT INTO t (k, v, note) VALUES (?, ?, ?)", "x", 5, "n").ok());
 }
 
+// A commit that returned survives power loss, not only a crash of the process: in WAL mode that
+// takes synchronous=FULL (NORMAL syncs the WAL only at checkpoints).
+TEST_F(DatabaseTest, CommitsAreSyncedToDisk) {
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_TRUE(db.ok()) << db.error().ToString();
+  auto sync = (*db)->Prepare("PRAGMA synchronous");
+  ASSERT_TRUE(sync.ok());
+  ASSERT_TRUE(*sync->Step());
+  EXPECT_EQ(sync->Int(0), 2) << "PRAGMA synchronous is not FULL";
+}
+
 TEST_F(DatabaseTest, MigratesOnlyWhatIsMissing) {
   {
     constexpr Migration kFirst[] = {kTwoSteps[0]};
