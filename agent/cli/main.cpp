@@ -405,6 +405,10 @@ int Main(int argc, char** argv) {
   device_set->add_option("--tpm", tpm, "yes or no");
   device_set->add_option("--reboot-command", reboot_command,
                          "shell command the reboot step runs (\"\" = simulate only)");
+  std::string pin_reset_key_file;
+  device_set->add_option("--pin-reset-key", pin_reset_key_file,
+                         "PIN reset service public key (PEM) for a device managed without "
+                         "enrollment; enrollment provisions it otherwise");
   on(device_set, [&](Device& d) -> Status {
     DM_ASSIGN_OR_RETURN(policy::DeviceFacts f, d.policy().Facts());
     if (!join_type.empty()) {
@@ -425,6 +429,10 @@ int Main(int argc, char** argv) {
     }
     if (!tpm.empty()) f.tpm_present = (tpm == "yes" || tpm == "true");
     DM_RETURN_IF_ERROR(d.policy().SetFacts(f));
+    if (!pin_reset_key_file.empty()) {
+      DM_ASSIGN_OR_RETURN(std::string pem, ReadFile(pin_reset_key_file));
+      DM_RETURN_IF_ERROR(d.containers().SetPinResetServiceKey(pem));
+    }
     if (device_set->count("--reboot-command") > 0) {
       DM_RETURN_IF_ERROR(reboot_command.empty() ? d.ClearSetting(kRebootCommandKey)
                                                 : d.SetSetting(kRebootCommandKey, reboot_command));
