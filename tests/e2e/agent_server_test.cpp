@@ -1,6 +1,10 @@
 // The agent (agent/runtime: enrollment, sessions, outbox, resets) against dmserver, both in
 // process, over real mutual TLS on 127.0.0.1.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -417,6 +421,40 @@ TEST_F(AgentServerTest, ServerDownOrFailingLosesNoReport) {
   EXPECT_EQ(ok->alerts_delivered, 1);
   EXPECT_TRUE(outbox.Pending()->empty());
   EXPECT_EQ(ServerCanReset(kAlice), "DestructiveOnly");
+}
+
+// `dmagent run`: polls, and stops cleanly between sessions on SIGTERM.
+TEST_F(AgentServerTest, DaemonPollsAndStopsOnSigterm) {
+  {
+    agent::Device& d = NewDevice("laptop");
+    (void)d;
+    devices_.clear();  // the daemon process owns the state from here
+  }
+  const fs::path log = dir_ / "daemon.log";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    execl(DMAGENT_BIN, DMAGENT_BIN, "--state-dir", (dir_ / "laptop").c_str(), "--log-level", "info",
+          "run", "--poll-seconds", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  auto log_text = [&] {
+    std::ifstream in(log);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  // Two sessions one second apart (bounded wait: 20 s).
+  for (int i = 0; i < 200 && log_text().find("session 2 done") == std::string::npos; ++i) {
+    usleep(100'000);
+  }
+  ASSERT_NE(log_text().find("session 2 done"), std::string::npos) << log_text();
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; ++i) usleep(100'000);
+  ASSERT_TRUE(WIFEXITED(status)) << "still running 10 s after SIGTERM";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << log_text();
+  EXPECT_NE(log_text().find("received SIGTERM"), std::string::npos) << log_text();
 }
 
 }  // namespace
