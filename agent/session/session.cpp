@@ -216,13 +216,7 @@ Result<std::string> Session::Start(const SessionStart& start) {
 }
 
 Status Session::EnsureStarted(const syncml::SyncHdr& server_header) {
-  if (started_) {
-    if (server_header.session_id != session_id_) {
-      spdlog::warn("server message carries SessionID {}, the session is {}",
-                   server_header.session_id.substr(0, 16), session_id_);
-    }
-    return Status::Ok();
-  }
+  if (started_) return Status::Ok();
   // Local management (no package 1): answer in the server's session, swapping the addresses.
   session_id_ = server_header.session_id;
   target_uri_ = options_.server_url.empty() ? server_header.source.loc_uri : options_.server_url;
@@ -276,7 +270,15 @@ Result<std::optional<std::string>> Session::Process(std::string_view server_mess
     return Emit(HeaderStatus(hdr->msg_id, st::kBadRequest), false);
   }
   const syncml::Message& msg = *decoded;
+  const bool known_session = started_;
   DM_RETURN_IF_ERROR(EnsureStarted(msg.header));
+  if (known_session && msg.header.session_id != session_id_) {
+    // A message of another session (an earlier one played back, or a confused server): none of
+    // its commands run. The first message of local management sets the session instead.
+    spdlog::warn("server message {} carries SessionID {}, this session is {}: refused",
+                 msg.header.msg_id.substr(0, 16), msg.header.session_id.substr(0, 16), session_id_);
+    return Emit(HeaderStatus(msg.header.msg_id, st::kBadRequest), false);
+  }
   if (msg.header.meta) {
     if (msg.header.meta->max_msg_size) peer_max_msg_size_ = *msg.header.meta->max_msg_size;
     if (msg.header.meta->max_obj_size) peer_max_obj_size_ = *msg.header.meta->max_obj_size;

@@ -101,7 +101,10 @@ class Session {
   // is over (nothing operational from the server and nothing left to send, Alert 1223, Status
   // 214). Errors: the message does not decode and has no readable SyncHdr (InvalidArgument),
   // the server refused our credentials (Unauthenticated), the database failed (IoError...), or
-  // the session is already over (FailedPrecondition).
+  // the session is already over (FailedPrecondition). A message whose SessionID is not this
+  // session's (set by Start(), or in local management by the first message processed) is
+  // answered with SyncHdr Status 400 and none of its commands run: replay protection on top of
+  // TLS, which already binds each session's messages to one connection.
   Result<std::optional<std::string>> Process(std::string_view server_message);
 
   // Local management (`dmagent exec`, no Start()): whom ./User/... addresses.
