@@ -45,20 +45,6 @@ std::string_view ComplianceStateName(ComplianceState s) {
   return "Unknown";
 }
 
-std::string_view CanResetName(CanReset c) {
-  switch (c) {
-    case CanReset::kDestructiveOnly:
-      return "DestructiveOnly";
-    case CanReset::kNonDestructiveOnly:
-      return "NonDestructiveOnly";
-    case CanReset::kDestructiveAndNonDestructive:
-      return "DestructiveAndNonDestructive";
-    case CanReset::kUnknown:
-      return "Unknown";
-  }
-  return "Unknown";
-}
-
 std::string_view JoinTypeName(JoinType j) {
   switch (j) {
     case JoinType::kAzureAdJoined:

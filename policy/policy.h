@@ -18,13 +18,11 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "container/container.h"
 #include "policy/catalog.h"
 
 namespace dm::storage {
 class Database;
-}
-namespace dm::container {
-class ContainerStore;
 }
 
 namespace dm::policy {
@@ -71,13 +69,10 @@ struct SettingStatus {
   TimePoint since;  // when this state began (not part of ReportXml)
 };
 
-enum class CanReset {
-  kDestructiveOnly,
-  kNonDestructiveOnly,
-  kDestructiveAndNonDestructive,
-  kUnknown
-};
-std::string_view CanResetName(CanReset c);  // dsregcmd spelling
+// CanReset as dsregcmd spells it; the container module owns the enum, the engine decides the
+// value (it also knows about pending reboots, join type and trust model).
+using container::CanReset;
+using container::CanResetName;
 
 struct RecoveryState {
   std::string user;
