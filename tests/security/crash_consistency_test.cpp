@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "agent/runtime/device.h"
+#include "agent/runtime/enrollment.h"
 #include "agent/syncml/codec.h"
 #include "base/clock.h"
 #include "base/crypto.h"
@@ -363,6 +364,71 @@ TEST_F(CrashConsistencyTest, RandomKillsNeverCorruptOrLoseAcknowledgedState) {
   }
   EXPECT_GE(done, std::min<uint64_t>(iterations, 100)) << "too few iterations ran in the budget";
   EXPECT_GT(killed_total, static_cast<int>(done / 8)) << "too few runs were actually killed";
+}
+
+// The first enrollment creates machine.key and seals the device's TLS key under it in the
+// database. Killed anywhere, the next enrollment must succeed and the sealed key must open.
+TEST_F(CrashConsistencyTest, KilledFirstEnrollmentConverges) {
+  const uint64_t seed = EnvOr("DMAGENT_CRASH_SEED", 20261122);
+  const uint64_t iterations = EnvOr("DMAGENT_CRASH_ENROLL_ITERATIONS", 60);
+  SCOPED_TRACE("DMAGENT_CRASH_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  auto ca = pki::CreateCa("Crash CA", Clock::System().Now() - std::chrono::hours(1),
+                          std::chrono::hours(48));
+  ASSERT_TRUE(ca.ok());
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  pki::IssueOptions io;
+  io.common_name = "CRASH-DEVICE";
+  io.not_before = Clock::System().Now() - std::chrono::hours(1);
+  io.client_auth = true;
+  auto cert = pki::IssueForPublicKey(*ca, key->public_pem, io);
+  ASSERT_TRUE(cert.ok());
+  WriteAll(work_ / "ca.pem", ca->cert_pem);
+  WriteAll(work_ / "dev.pem", *cert);
+  WriteAll(work_ / "dev.key", key->private_pem.view());
+  const std::vector<std::string> enroll = {"enroll",
+                                           "--management-url",
+                                           "https://127.0.0.1:9/ManagementServer/MDM.svc",
+                                           "--ca",
+                                           (work_ / "ca.pem").string(),
+                                           "--cert",
+                                           (work_ / "dev.pem").string(),
+                                           "--key",
+                                           (work_ / "dev.key").string()};
+
+  // How long an uninterrupted first enrollment takes, for the delay range.
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(AgentOk(enroll));
+  const auto took =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  const uint64_t max_delay_us =
+      EnvOr("DMAGENT_CRASH_MAX_DELAY_US",
+            std::clamp<uint64_t>(static_cast<uint64_t>(took.count()) * 6 / 5, 30000, 150000));
+  int killed = 0;
+  for (uint64_t i = 0; i < iterations; ++i) {
+    fs::remove_all(state_);
+    const auto delay = std::chrono::microseconds(rng() % (max_delay_us + 1));
+    SCOPED_TRACE("iteration " + std::to_string(i) + ": enroll killed after " +
+                 std::to_string(delay.count()) + " us");
+    ProcessResult r = Agent(enroll, "", delay);
+    ASSERT_FALSE(r.timed_out);
+    if (r.killed) ++killed;
+    if (fs::exists(state_ / "dmagent.db")) {
+      ASSERT_EQ(IntegrityCheck(), "ok");
+    }
+    ProcessResult again = Agent(enroll);
+    ASSERT_EQ(again.exit_code, 0) << "enrollment does not converge: " << again.err;
+    auto device = OpenDevice();
+    ASSERT_TRUE(device.ok()) << device.error().ToString();
+    auto sealed = agent::LoadDeviceKey(**device);
+    ASSERT_TRUE(sealed.ok()) << "the device key no longer opens: " << sealed.status().ToString();
+    EXPECT_TRUE(*sealed == key->private_pem);
+  }
+  std::printf("first enrollment: %d of %llu runs killed (delays in [0, %llu] us)\n", killed,
+              static_cast<unsigned long long>(iterations),
+              static_cast<unsigned long long>(max_delay_us));
+  EXPECT_GT(killed, static_cast<int>(iterations / 4));
 }
 
 }  // namespace
