@@ -212,6 +212,17 @@ CREATE TABLE agent_session (
   id              INTEGER PRIMARY KEY CHECK (id = 1),
   last_session_id INTEGER NOT NULL
 );
+-- Generic alerts (1226) not yet acknowledged by the server.
+CREATE TABLE outbox (
+  id         INTEGER PRIMARY KEY,
+  type       TEXT NOT NULL,
+  format     TEXT NOT NULL,
+  mark       TEXT NOT NULL DEFAULT '',
+  source_uri TEXT NOT NULL DEFAULT '',
+  data       TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  attempts   INTEGER NOT NULL DEFAULT 0
+);
 
 )sql";
 
