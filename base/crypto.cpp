@@ -314,7 +314,22 @@ Result<SecretBytes> Scrypt(const SecretBytes& secret, std::span<const uint8_t> s
 
 // ---- RSA ----
 
-Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const uint8_t> plaintext) {
+namespace {
+// OpenSSL takes ownership of the label buffer, so it gets its own copy.
+bool SetOaepLabel(EVP_PKEY_CTX* ctx, std::string_view label) {
+  if (label.empty()) return true;
+  auto* copy = static_cast<unsigned char*>(OPENSSL_memdup(label.data(), label.size()));
+  if (copy == nullptr) return false;
+  if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, copy, static_cast<int>(label.size())) != 1) {
+    OPENSSL_free(copy);
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const uint8_t> plaintext,
+                             std::string_view label) {
   DM_ASSIGN_OR_RETURN(PkeyPtr key, LoadPublicKey(public_key_pem));
   if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) {
     return InvalidArgument("RSA-OAEP needs an RSA public key");
@@ -323,7 +338,8 @@ Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const ui
   if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1 ||
       EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
       EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-      EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1) {
+      EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
+      !SetOaepLabel(ctx.get(), label)) {
     return OpenSslError("RSA-OAEP init");
   }
   size_t len = 0;
@@ -339,7 +355,7 @@ Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const ui
 }
 
 Result<SecretBytes> RsaOaepDecrypt(const SecretBytes& private_key_pem,
-                                   std::span<const uint8_t> ciphertext) {
+                                   std::span<const uint8_t> ciphertext, std::string_view label) {
   DM_ASSIGN_OR_RETURN(PkeyPtr key, LoadPrivateKey(private_key_pem));
   if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) {
     return InvalidArgument("RSA-OAEP needs an RSA private key");
@@ -348,7 +364,8 @@ Result<SecretBytes> RsaOaepDecrypt(const SecretBytes& private_key_pem,
   if (!ctx || EVP_PKEY_decrypt_init(ctx.get()) != 1 ||
       EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
       EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-      EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1) {
+      EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
+      !SetOaepLabel(ctx.get(), label)) {
     return OpenSslError("RSA-OAEP init");
   }
   size_t len = 0;

@@ -68,9 +68,13 @@ Result<SecretBytes> Scrypt(const SecretBytes& secret, std::span<const uint8_t> s
                            const ScryptParams& params, size_t out_len = 32);
 
 // ---- RSA-OAEP, SHA-256 for both the OAEP digest and MGF1, no label ----
-Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const uint8_t> plaintext);
+// `label` is OAEP's label (empty by default): a ciphertext only decrypts with the label it was
+// made with, which binds it to its context (whose protector it is).
+Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const uint8_t> plaintext,
+                             std::string_view label = {});
 Result<SecretBytes> RsaOaepDecrypt(const SecretBytes& private_key_pem,
-                                   std::span<const uint8_t> ciphertext);
+                                   std::span<const uint8_t> ciphertext,
+                                   std::string_view label = {});
 // A PKCS#8 PEM RSA private key of `bits` (2048..8192).
 Result<SecretBytes> GenerateRsaPrivateKey(int bits);
 // The SubjectPublicKeyInfo PEM of any private key PEM.

@@ -431,7 +431,8 @@ void StoreImpl::MaybeArmProtector(Row& row, const SecretBytes& master, const App
 
   auto arm = [&]() -> Status {
     DM_ASSIGN_OR_RETURN(SecretBytes protector, o_.random->Secret(kKeySize));
-    DM_ASSIGN_OR_RETURN(Bytes encrypted, crypto::RsaOaepEncrypt(**key, protector.span()));
+    DM_ASSIGN_OR_RETURN(Bytes encrypted, crypto::RsaOaepEncrypt(**key, protector.span(),
+                                                                PinResetProtectorLabel(row.user)));
     DM_ASSIGN_OR_RETURN(Bytes wrapped, crypto::Seal(protector, master.span(),
                                                     AssociatedData(internal::kPurposeProtectorWrap,
                                                                    row.user, row.ngc_key_id),

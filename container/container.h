@@ -116,6 +116,15 @@ class UserAuthenticator {
 
 // The PIN reset service (local implementation: container/local_pin_reset_service.h; the
 // networked one implements the same interface).
+// The OAEP label a user's protector is encrypted with: the service decrypts it only with the
+// label of the user who authenticated, so one user's credentials never release another
+// user's protector. User names are compared case-insensitively, as UPNs are.
+inline std::string PinResetProtectorLabel(std::string_view user) {
+  std::string label = "dmagent-pin-reset-protector-v1:";
+  for (char c : user) label += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return label;
+}
+
 class PinResetService : public UserAuthenticator {
  public:
   // SubjectPublicKeyInfo PEM of the RSA key protectors are encrypted to.

@@ -423,8 +423,12 @@ TEST_F(ContainerTest, ProtectorFollowsAChangedServiceKey) {
   ASSERT_TRUE(store_->Unlock("alice", Pin("2468")).ok());
   Bytes new_protector = *Raw("alice").encrypted_protector;
   EXPECT_NE(new_protector, old_protector);
-  EXPECT_TRUE(crypto::RsaOaepDecrypt((*other)->private_key_pem(), new_protector).ok());
-  EXPECT_FALSE(crypto::RsaOaepDecrypt(service_->private_key_pem(), new_protector).ok());
+  EXPECT_TRUE(crypto::RsaOaepDecrypt((*other)->private_key_pem(), new_protector,
+                                     PinResetProtectorLabel("alice"))
+                  .ok());
+  EXPECT_FALSE(crypto::RsaOaepDecrypt(service_->private_key_pem(), new_protector,
+                                      PinResetProtectorLabel("alice"))
+                   .ok());
   EXPECT_EQ(store_->SetPinResetServiceKey("-----BEGIN PUBLIC KEY-----\nxx\n").code(),
             Code::kInvalidArgument);
 }
@@ -449,7 +453,8 @@ TEST_F(ContainerTest, ProtectorDecryptsWithOpensslAndUnwrapsTheContainer) {
   const std::string cmd = "openssl pkeyutl -decrypt -inkey " + key_file.string() + " -in " +
                           ct_file.string() +
                           " -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256"
-                          " -pkeyopt rsa_mgf1_md:sha256";
+                          " -pkeyopt rsa_mgf1_md:sha256 -pkeyopt rsa_oaep_label:" +
+                          crypto::HexEncode(crypto::AsBytes(PinResetProtectorLabel("alice")));
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -482,7 +487,8 @@ TEST_F(ContainerTest, NonDestructiveResetKeepsKeysAndRotatesTheProtector) {
   ASSERT_TRUE(before.ok());
   const RawRow raw_before = Raw("alice");
   auto old_protector =
-      crypto::RsaOaepDecrypt(service_->private_key_pem(), *raw_before.encrypted_protector);
+      crypto::RsaOaepDecrypt(service_->private_key_pem(), *raw_before.encrypted_protector,
+                             PinResetProtectorLabel("alice"));
   ASSERT_TRUE(old_protector.ok());
   auto master_before = MasterFromProtector("alice", *old_protector);
   ASSERT_TRUE(master_before.ok());
@@ -512,8 +518,8 @@ TEST_F(ContainerTest, NonDestructiveResetKeepsKeysAndRotatesTheProtector) {
   EXPECT_EQ(raw_after.sealed_private_key, raw_before.sealed_private_key);
 
   // The private key is byte-identical and the master key unchanged.
-  auto new_protector =
-      crypto::RsaOaepDecrypt(service_->private_key_pem(), *raw_after.encrypted_protector);
+  auto new_protector = crypto::RsaOaepDecrypt(
+      service_->private_key_pem(), *raw_after.encrypted_protector, PinResetProtectorLabel("alice"));
   ASSERT_TRUE(new_protector.ok());
   EXPECT_FALSE(*new_protector == *old_protector);
   auto master_after = MasterFromProtector("alice", *new_protector);
@@ -701,7 +707,8 @@ TEST_F(ContainerTest, DatabaseFilesHoldNoPinProtectorMasterKeyOrPrivateKey) {
   std::vector<SecretBytes> secrets;
   auto collect = [&] {
     RawRow raw = Raw("alice");
-    auto protector = crypto::RsaOaepDecrypt(service_->private_key_pem(), *raw.encrypted_protector);
+    auto protector = crypto::RsaOaepDecrypt(service_->private_key_pem(), *raw.encrypted_protector,
+                                            PinResetProtectorLabel("alice"));
     ASSERT_TRUE(protector.ok());
     auto master = MasterFromProtector("alice", *protector);
     ASSERT_TRUE(master.ok());

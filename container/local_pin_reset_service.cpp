@@ -131,9 +131,11 @@ Result<SecretBytes> LocalPinResetService::RecoverProtector(
     std::string_view user, std::span<const uint8_t> encrypted_protector,
     const ResetCredentials& credentials) {
   DM_RETURN_IF_ERROR(Authenticate(user, credentials));
-  auto protector = crypto::RsaOaepDecrypt(private_key_pem_, encrypted_protector);
+  auto protector =
+      crypto::RsaOaepDecrypt(private_key_pem_, encrypted_protector, PinResetProtectorLabel(user));
   if (!protector.ok()) {
-    return InvalidArgument("the encrypted PIN reset protector was not made for this service's key");
+    return InvalidArgument(
+        "the encrypted PIN reset protector was not made for this service's key and this user");
   }
   if (protector->size() != kProtectorSize) {
     return InvalidArgument("the decrypted PIN reset protector is not 32 bytes");

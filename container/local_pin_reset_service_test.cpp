@@ -30,9 +30,10 @@ class LocalPinResetServiceTest : public ::testing::Test {
     return {SecretBytes(password), code};
   }
 
-  Result<Bytes> Encrypt(const SecretBytes& protector) {
+  // As the device encrypts a user's protector: labelled with the user.
+  Result<Bytes> Encrypt(const SecretBytes& protector, std::string_view user = "alice") {
     DM_ASSIGN_OR_RETURN(std::string pub, service_->PublicKeyPem());
-    return crypto::RsaOaepEncrypt(pub, protector.span());
+    return crypto::RsaOaepEncrypt(pub, protector.span(), PinResetProtectorLabel(user));
   }
 
   FakeClock clock_;
@@ -110,6 +111,20 @@ TEST_F(LocalPinResetServiceTest, MissingConsentNamesTheApp) {
   ASSERT_TRUE(enc.ok());
   EXPECT_EQ(service_->RecoverProtector("alice", *enc, Creds("correct horse")).status().code(),
             Code::kPermissionDenied);
+}
+
+// Alice's credentials must not release Bob's protector (the label binds it to Bob).
+TEST_F(LocalPinResetServiceTest, AnotherUsersProtectorIsRefused) {
+  auto protector = crypto::OsRandom().Secret(32);
+  ASSERT_TRUE(protector.ok());
+  auto bobs = Encrypt(*protector, "bob");
+  ASSERT_TRUE(bobs.ok());
+  EXPECT_EQ(service_->RecoverProtector("alice", *bobs, Creds("correct horse")).status().code(),
+            Code::kInvalidArgument);
+  auto alices = Encrypt(*protector, "ALICE");  // UPNs compare case-insensitively
+  ASSERT_TRUE(alices.ok());
+  clock_.Advance(std::chrono::seconds(30));  // a one-time code is accepted once
+  EXPECT_TRUE(service_->RecoverProtector("alice", *alices, Creds("correct horse")).ok());
 }
 
 TEST_F(LocalPinResetServiceTest, ForeignCiphertextIsRefused) {

@@ -112,10 +112,13 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
     return JsonError(401, "invalid_grant", auth.message());
   }
   if (!recover) return JsonResponse(200, json{{"upn", user->upn}, {"authenticated", true}});
-  auto protector = crypto::RsaOaepDecrypt(ctx.pin_reset_key, encrypted);
+  // The label binds the protector to its user: Bob's sign-in cannot release Alice's.
+  auto protector = crypto::RsaOaepDecrypt(ctx.pin_reset_key, encrypted,
+                                          container::PinResetProtectorLabel(user->upn));
   if (!protector.ok() || protector->size() != kProtectorSize) {
     return JsonError(400, "invalid_protector",
-                     "the encrypted PIN reset protector was not made for this service's key");
+                     "the encrypted PIN reset protector was not made for this service's key "
+                     "and this user");
   }
   spdlog::info("PIN reset: protector released for {} on device {}", user->upn, device->dev_id);
   return JsonResponse(200, json{{"protector", crypto::Base64Encode(protector->span())}});

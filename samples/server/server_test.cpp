@@ -16,6 +16,7 @@
 #include "agent/transport/https_client.h"
 #include "base/crypto.h"
 #include "base/pki.h"
+#include "container/container.h"
 #include "samples/server/admin.h"
 #include "samples/server/management.h"
 #include "samples/server/report.h"
@@ -671,7 +672,8 @@ class PinResetTest : public ServerTest {
     auto random = crypto::OsRandom().Secret(32);
     ASSERT_TRUE(random.ok());
     protector_ = std::move(*random);
-    auto encrypted = crypto::RsaOaepEncrypt(public_key, protector_.span());
+    auto encrypted = crypto::RsaOaepEncrypt(
+        public_key, protector_.span(), container::PinResetProtectorLabel("alice@fabrikam.test"));
     ASSERT_TRUE(encrypted.ok()) << encrypted.error().ToString();
     encrypted_b64_ = crypto::Base64Encode(*encrypted);
   }
@@ -702,6 +704,21 @@ TEST_F(PinResetTest, RecoversTheProtectorWithBothConsentsPasswordAndTotp) {
   EXPECT_EQ(Recover("alice-pw", TotpNow()).status, 401);
   clock_.Advance(std::chrono::seconds(30));
   EXPECT_EQ(Recover("alice-pw", TotpNow()).status, 200);
+}
+
+// Bob signing in on Alice's device cannot release Alice's protector: it is labelled with her.
+TEST_F(PinResetTest, AnotherUsersSignInDoesNotReleaseTheProtector) {
+  AdminOk("consent", {{"app", "service"}});
+  AdminOk("consent", {{"app", "client"}});
+  AddUser("bob@fabrikam.test", "bob-pw");
+  auto resp = PostJson(*device_.client, "/PinReset/recover",
+                       {{"upn", "bob@fabrikam.test"},
+                        {"password", "bob-pw"},
+                        {"totp", TotpNow()},
+                        {"encrypted_protector", encrypted_b64_}});
+  ASSERT_TRUE(resp.ok()) << resp.error().ToString();
+  EXPECT_EQ(resp->status, 400) << resp->body;
+  EXPECT_EQ(json::parse(resp->body).value("error", ""), "invalid_protector");
 }
 
 TEST_F(PinResetTest, OneMissingConsentIsNamed) {

@@ -172,7 +172,10 @@ TEST_F(DmagentCliTest, PinRecoveryThroughExecRebootAndSignIn) {
   EXPECT_EQ(shown["ProtectorPresent"], true);
   EXPECT_EQ(shown["CanReset"], "DestructiveAndNonDestructive");
 
-  // Independent check: the stored protector is RSA-OAEP(SHA-256) to the service key.
+  // Independent check: the stored protector is RSA-OAEP(SHA-256) to the service key, labelled
+  // with its user ("dmagent-pin-reset-protector-v1:alice", hex).
+  const std::string kAliceLabelHex =
+      "646d6167656e742d70696e2d72657365742d70726f746563746f722d76313a616c696365";
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ / "state" / "dmagent.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
@@ -186,9 +189,9 @@ TEST_F(DmagentCliTest, PinRecoveryThroughExecRebootAndSignIn) {
   std::ofstream(dir_ / "protector.bin", std::ios::binary) << blob;
   const std::string decrypt = "openssl pkeyutl -decrypt -inkey " + key.string() +
                               " -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 "
-                              "-pkeyopt rsa_mgf1_md:sha256 -in " +
-                              (dir_ / "protector.bin").string() + " -out " +
-                              (dir_ / "protector.raw").string();
+                              "-pkeyopt rsa_mgf1_md:sha256 -pkeyopt rsa_oaep_label:" +
+                              kAliceLabelHex + " -in " + (dir_ / "protector.bin").string() +
+                              " -out " + (dir_ / "protector.raw").string();
   ASSERT_EQ(std::system(decrypt.c_str()), 0);
   EXPECT_EQ(fs::file_size(dir_ / "protector.raw"), 32u) << "a 256-bit AES key";
 }
