@@ -304,7 +304,10 @@ int Main(int argc, char** argv) {
   std::string server, token, upn, ca_file, mgmt_url, cert_file, key_file, reset_url, reset_key;
   auto* enroll = app.add_subcommand("enroll", "enroll with a management server");
   enroll->add_option("--server", server, "dmserver base URL (https://host:port)");
-  enroll->add_option("--token", token, "the tenant's enrollment token");
+  std::string token_file;
+  enroll->add_option("--token-file", token_file,
+                     "file holding the tenant's enrollment token (- = stdin); a file, not an "
+                     "argument, so other local users cannot read it in /proc");
   enroll->add_option("--upn", upn, "the enrolling user");
   enroll->add_option("--ca", ca_file, "CA bundle (PEM) to trust for the server");
   enroll->add_option("--management-url", mgmt_url, "out of band: the OMA-DM management URL");
@@ -318,7 +321,10 @@ int Main(int argc, char** argv) {
       DM_ASSIGN_OR_RETURN(ca, ReadFile(ca_file));
     }
     if (!server.empty()) {
-      if (token.empty()) return InvalidArgument("--server needs --token");
+      if (token_file.empty()) return InvalidArgument("--server needs --token-file");
+      DM_ASSIGN_OR_RETURN(token, ReadFile(token_file));
+      while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+      if (token.empty()) return InvalidArgument("the enrollment token file is empty");
       DM_RETURN_IF_ERROR(EnrollWithServer(
           d, {.server_url = server, .ca_bundle_pem = ca, .token = token, .upn = upn}));
     } else if (!mgmt_url.empty()) {
@@ -339,7 +345,7 @@ int Main(int argc, char** argv) {
       DM_RETURN_IF_ERROR(EnrollOutOfBand(d, e));
     } else {
       return InvalidArgument(
-          "give --server and --token, or --management-url with --ca, --cert, "
+          "give --server and --token-file, or --management-url with --ca, --cert, "
           "--key");
     }
     DM_ASSIGN_OR_RETURN(EnrollmentState s, LoadEnrollment(d.db()));

@@ -83,7 +83,7 @@ port="$(cat "$work/port")"
 ok "listening on https://127.0.0.1:$port"
 
 say "The device enrolls (key pair + CSR; the server issues the device certificate)"
-agent enroll --server "https://127.0.0.1:$port" --token "$(cat "$work/enroll-token")" \
+agent enroll --server "https://127.0.0.1:$port" --token-file "$work/enroll-token" \
   --ca "$work/server/ca.pem" --upn "$USER"
 dev_id="$(agent status --json | jq -r .DeviceState.DeviceId)"
 srv group member all-devices "$dev_id" --tenant Fabrikam >/dev/null

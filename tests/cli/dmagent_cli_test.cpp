@@ -224,11 +224,5 @@ TEST_F(DmagentCliTest, SecurityKeyAsksForAPinUnderPreferredAndSignsVerifiably) {
   EXPECT_EQ(Json({"key", "list", "--user", "bob", "--json"})[0]["credentials"], 0);
 }
 
-TEST_F(DmagentCliTest, PinsAreNeverArguments) {
-  RunResult r = Agent({"signin", "--user", "alice", "--pin", "246810"});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("--pin"), std::string::npos) << r.err;
-}
-
 }  // namespace
 }  // namespace dm
