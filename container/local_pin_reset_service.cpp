@@ -66,20 +66,7 @@ Result<std::string> LocalPinResetService::PublicKeyPem() { return public_key_pem
 
 Status LocalPinResetService::Authenticate(std::string_view user,
                                           const ResetCredentials& credentials) {
-  // Consent is a tenant configuration problem the user cannot fix; say exactly what is missing.
-  std::string missing;
-  if (!service_app_consented_) {
-    missing += std::string(kPinResetServiceAppName) + " (" + kPinResetServiceAppId + ")";
-  }
-  if (!client_app_consented_) {
-    if (!missing.empty()) missing += " and ";
-    missing += std::string(kPinResetClientAppName) + " (" + kPinResetClientAppId + ")";
-  }
-  if (!missing.empty()) {
-    return PermissionDenied(
-        "AADSTS650052: the tenant has not consented to " + missing +
-        "; an administrator must grant consent before PINs can be reset (CAA20004)");
-  }
+  DM_RETURN_IF_ERROR(CheckPinResetConsent(service_app_consented_, client_app_consented_));
 
   auto it = users_.find(user);
   if (it == users_.end()) {

@@ -23,6 +23,24 @@ inline constexpr char kPinResetServiceAppName[] = "Microsoft Pin Reset Service P
 inline constexpr char kPinResetClientAppId[] = "9115dd05-fad5-4f9c-acc7-305d08b1b04e";
 inline constexpr char kPinResetClientAppName[] = "Microsoft Pin Reset Client Production";
 
+// Both Entra apps or nothing: OK, or PermissionDenied naming each missing app as Entra does
+// (AADSTS650052). Consent is a tenant configuration the user cannot fix, so say what is missing.
+// Shared by every PIN reset service implementation.
+inline Status CheckPinResetConsent(bool service_app_consented, bool client_app_consented) {
+  std::string missing;
+  if (!service_app_consented) {
+    missing += std::string(kPinResetServiceAppName) + " (" + kPinResetServiceAppId + ")";
+  }
+  if (!client_app_consented) {
+    if (!missing.empty()) missing += " and ";
+    missing += std::string(kPinResetClientAppName) + " (" + kPinResetClientAppId + ")";
+  }
+  if (missing.empty()) return Status::Ok();
+  return PermissionDenied("AADSTS650052: the tenant has not consented to " + missing +
+                          "; an administrator must grant consent before PINs can be reset "
+                          "(CAA20004)");
+}
+
 struct LocalPinResetServiceOptions {
   Clock* clock = &Clock::System();
   crypto::ScryptParams kdf = crypto::ScryptParams::Strong();  // password verifiers

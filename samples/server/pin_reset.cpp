@@ -27,22 +27,9 @@ using nlohmann::json;
 
 constexpr size_t kProtectorSize = 32;
 
-// Both Entra apps or nothing, naming each missing one as Entra does.
 Status CheckConsent(const Tenant& tenant) {
-  std::string missing;
-  if (!tenant.consent_pin_reset_service) {
-    missing += std::string(container::kPinResetServiceAppName) + " (" +
-               container::kPinResetServiceAppId + ")";
-  }
-  if (!tenant.consent_pin_reset_client) {
-    if (!missing.empty()) missing += " and ";
-    missing += std::string(container::kPinResetClientAppName) + " (" +
-               container::kPinResetClientAppId + ")";
-  }
-  if (missing.empty()) return Status::Ok();
-  return PermissionDenied("AADSTS650052: the tenant has not consented to " + missing +
-                          "; an administrator must grant consent before PINs can be reset "
-                          "(CAA20004)");
+  return container::CheckPinResetConsent(tenant.consent_pin_reset_service,
+                                         tenant.consent_pin_reset_client);
 }
 
 }  // namespace
