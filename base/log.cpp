@@ -1,10 +1,10 @@
 #include "base/log.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,7 +25,8 @@ Status InitLogging(std::string_view level, const std::optional<std::filesystem::
   if (file) {
     // Create it private before spdlog opens it for appending.
     int fd = ::open(file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return IoError("cannot open log file " + file->string() + ": " + std::strerror(errno));
+    if (fd < 0)
+      return IoError("cannot open log file " + file->string() + ": " + std::strerror(errno));
     ::fchmod(fd, 0600);
     ::close(fd);
     sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file->string()));

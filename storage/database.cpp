@@ -20,8 +20,9 @@ Status SqliteStatus(sqlite3* db, int rc, std::string_view what, const std::files
   switch (rc & 0xff) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Corruption(msg + " — the file is damaged or not an agent database; it was left "
-                              "untouched, move it aside to start fresh");
+      return Corruption(msg +
+                        " — the file is damaged or not an agent database; it was left "
+                        "untouched, move it aside to start fresh");
     case SQLITE_CONSTRAINT:
       return AlreadyExists(msg);
     case SQLITE_BUSY:
@@ -75,8 +76,8 @@ Statement::~Statement() {
 }
 
 Statement& Statement::Bind(int index, std::string_view text) {
-  int rc = sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                             SQLITE_TRANSIENT);
+  int rc =
+      sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   if (rc != SQLITE_OK && bind_error_.ok()) bind_error_ = db_->LastError("bind");
   return *this;
 }
@@ -88,8 +89,8 @@ Statement& Statement::Bind(int index, int64_t value) {
 }
 
 Statement& Statement::BindBlob(int index, std::span<const uint8_t> blob) {
-  int rc = sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()),
-                             SQLITE_TRANSIENT);
+  int rc =
+      sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
   if (rc != SQLITE_OK && bind_error_.ok()) bind_error_ = db_->LastError("bind");
   return *this;
 }
@@ -161,8 +162,8 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& pa
   }
 
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status st = SqliteStatus(raw, rc, "open database", path);
     sqlite3_close(raw);
@@ -255,8 +256,8 @@ Status Database::Migrate(std::span<const Migration> migrations) {
     DM_ASSIGN_OR_RETURN(Transaction tx, Begin());
     Status s = Exec(m.sql);
     if (!s.ok()) {
-      return s.WithContext("schema migration " + std::to_string(m.version) + " (" +
-                           m.description + ")");
+      return s.WithContext("schema migration " + std::to_string(m.version) + " (" + m.description +
+                           ")");
     }
     DM_RETURN_IF_ERROR(Exec("PRAGMA user_version = " + std::to_string(m.version)));
     DM_RETURN_IF_ERROR(tx.Commit());

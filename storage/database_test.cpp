@@ -33,7 +33,7 @@ TEST_F(DatabaseTest, CreatesPrivateFileInWalModeAndMigrates) {
   auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
   ASSERT_TRUE(db.ok()) << db.error().ToString();
   EXPECT_EQ((*db)->SchemaVersion(), 2);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir_ / "a.db").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto mode = (*db)->Prepare("PRAGMA journal_mode");
@@ -158,7 +158,7 @@ TEST_F(DatabaseTest, StateDirPrecedenceAndPrivacy) {
   fs::create_directories(dir_ / "open");
   ::chmod((dir_ / "open").c_str(), 0755);
   ASSERT_TRUE(PrepareStateDir(dir_ / "open").ok());
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir_ / "open").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
 }

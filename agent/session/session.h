@@ -72,11 +72,11 @@ struct ClientEvent {
 };
 
 struct SessionStart {
-  bool server_initiated = false;      // Alert 1200 (after a push) instead of 1201
-  std::string login_status = "user";  // Alert 1224 LoginStatus: user | others | none
-  std::string user;                   // whom ./User/... URIs address in this session
+  bool server_initiated = false;           // Alert 1200 (after a push) instead of 1201
+  std::string login_status = "user";       // Alert 1224 LoginStatus: user | others | none
+  std::string user;                        // whom ./User/... URIs address in this session
   std::vector<ClientEvent> client_events;  // more 1224 alerts, after LoginStatus
-  std::vector<GenericAlert> alerts;   // pending 1226 alerts, one Alert command each
+  std::vector<GenericAlert> alerts;        // pending 1226 alerts, one Alert command each
 };
 
 // What happened to one server command (or one Item of it), for logs, reports and `dmagent exec`.
