@@ -326,6 +326,14 @@ bool SetOaepLabel(EVP_PKEY_CTX* ctx, std::string_view label) {
   }
   return true;
 }
+
+// The OAEP parameters both directions must agree on: SHA-256 for the digest and MGF1, and the
+// label. One place, so encryption and decryption cannot drift apart.
+bool SetOaepParams(EVP_PKEY_CTX* ctx, std::string_view label) {
+  return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+         EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, "SHA256", nullptr) == 1 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, "SHA256", nullptr) == 1 && SetOaepLabel(ctx, label);
+}
 }  // namespace
 
 Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const uint8_t> plaintext,
@@ -335,11 +343,7 @@ Result<Bytes> RsaOaepEncrypt(std::string_view public_key_pem, std::span<const ui
     return InvalidArgument("RSA-OAEP needs an RSA public key");
   }
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1 ||
-      EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
-      EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-      EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-      !SetOaepLabel(ctx.get(), label)) {
+  if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1 || !SetOaepParams(ctx.get(), label)) {
     return OpenSslError("RSA-OAEP init");
   }
   size_t len = 0;
@@ -361,11 +365,7 @@ Result<SecretBytes> RsaOaepDecrypt(const SecretBytes& private_key_pem,
     return InvalidArgument("RSA-OAEP needs an RSA private key");
   }
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  if (!ctx || EVP_PKEY_decrypt_init(ctx.get()) != 1 ||
-      EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
-      EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-      EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-      !SetOaepLabel(ctx.get(), label)) {
+  if (!ctx || EVP_PKEY_decrypt_init(ctx.get()) != 1 || !SetOaepParams(ctx.get(), label)) {
     return OpenSslError("RSA-OAEP init");
   }
   size_t len = 0;
