@@ -182,6 +182,49 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& pa
   return db;
 }
 
+Result<std::unique_ptr<Database>> Database::OpenImage(std::span<const uint8_t> image,
+                                                      std::string_view name,
+                                                      const OpenOptions& options) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(":memory:", &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = SqliteStatus(raw, rc, "open in-memory database", std::string(name));
+    sqlite3_close(raw);
+    return st;
+  }
+  std::unique_ptr<Database> db(new Database(raw, std::string(name)));
+  sqlite3_extended_result_codes(raw, 1);
+  if (!image.empty()) {
+    // SQLite takes ownership of a sqlite3_malloc'ed copy and may grow it as the database grows.
+    auto* copy = static_cast<unsigned char*>(sqlite3_malloc64(image.size()));
+    if (copy == nullptr) return ResourceExhausted("no memory for a database image");
+    std::memcpy(copy, image.data(), image.size());
+    rc = sqlite3_deserialize(raw, "main", copy, static_cast<sqlite3_int64>(image.size()),
+                             static_cast<sqlite3_int64>(image.size()),
+                             SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
+    if (rc != SQLITE_OK) return db->LastError("load database image");
+  } else {
+    // Small pages keep a device's image (one page per table and index at least) small.
+    DM_RETURN_IF_ERROR(db->Exec("PRAGMA page_size=1024"));
+  }
+  // A WAL file makes no sense in memory; the default rollback journal keeps savepoints working.
+  auto st = db->Exec("PRAGMA foreign_keys=ON;");
+  if (!st.ok()) return st.WithContext("open database image");
+  DM_RETURN_IF_ERROR(db->Migrate(options.migrations));
+  return db;
+}
+
+Result<Bytes> Database::Serialize() {
+  if (depth_ > 0) return FailedPrecondition("cannot serialize " + path_.string() + " mid-transaction");
+  sqlite3_int64 size = 0;
+  unsigned char* data = sqlite3_serialize(db_, "main", &size, 0);
+  if (data == nullptr) return LastError("serialize");
+  Bytes out(data, data + size);
+  sqlite3_free(data);
+  return out;
+}
+
 Database::~Database() {
   if (db_ != nullptr) sqlite3_close_v2(db_);
 }

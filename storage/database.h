@@ -92,6 +92,13 @@ class Database {
   // replaced.
   static Result<std::unique_ptr<Database>> Open(const std::filesystem::path& path,
                                                 const OpenOptions& options);
+  // A private in-memory database loaded from `image` (what Serialize() returned; empty: a new
+  // database), then migrated. `name` stands for the path in messages. The simulator keeps each
+  // virtual device's database this way, so thousands of them fit in one file and no memory
+  // while idle. A damaged image is refused as Corruption.
+  static Result<std::unique_ptr<Database>> OpenImage(std::span<const uint8_t> image,
+                                                     std::string_view name,
+                                                     const OpenOptions& options);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -118,6 +125,9 @@ class Database {
   const std::filesystem::path& path() const { return path_; }
   // PRAGMA integrity_check; OK when the file is sound.
   Status CheckIntegrity();
+  // The whole database as one byte image (SQLite's serialization: a database file's bytes),
+  // for OpenImage(). Outside a transaction only, so the image is a committed state.
+  Result<Bytes> Serialize();
 
   // Error message of the last failed call, with the file name, for Status messages.
   Status LastError(std::string_view what) const;

@@ -149,6 +149,49 @@ TEST_F(DatabaseTest, AgentSchemaApplies) {
   EXPECT_TRUE((*db)->CheckIntegrity().ok());
 }
 
+TEST_F(DatabaseTest, ImageRoundTripsStateAndSavepoints) {
+  Bytes image;
+  {
+    auto db = Database::OpenImage({}, "device-1", {.migrations = AgentSchema()});
+    ASSERT_TRUE(db.ok()) << db.error().ToString();
+    ASSERT_TRUE((*db)->Run("INSERT INTO settings (key, value) VALUES (?, ?)", "a", "1").ok());
+    {
+      auto tx = (*db)->Begin();
+      ASSERT_TRUE(tx.ok());
+      ASSERT_TRUE((*db)->Run("INSERT INTO settings (key, value) VALUES (?, ?)", "b", "2").ok());
+      // Not committed: must not be in the image, and no image is taken mid-transaction.
+      EXPECT_EQ((*db)->Serialize().status().code(), Code::kFailedPrecondition);
+    }
+    auto bytes = (*db)->Serialize();
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    image = std::move(*bytes);
+  }
+  EXPECT_EQ(std::string(image.begin(), image.begin() + 15), "SQLite format 3");
+  auto db = Database::OpenImage(image, "device-1", {.migrations = AgentSchema()});
+  ASSERT_TRUE(db.ok()) << db.error().ToString();
+  EXPECT_EQ((*db)->SchemaVersion(), AgentSchema().back().version);
+  auto st = (*db)->Prepare("SELECT group_concat(key) FROM settings");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Text(0), "a");
+  ASSERT_TRUE((*db)->CheckIntegrity().ok());
+  // The image grows as the database does.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE((*db)->Run("INSERT INTO settings (key, value) VALUES (?, ?)", std::to_string(i),
+                           std::string(100, 'x'))
+                    .ok());
+  }
+  EXPECT_GT((*db)->Serialize()->size(), image.size() + 200 * 100);
+}
+
+TEST_F(DatabaseTest, DamagedImageIsRefusedAsCorruption) {
+  Bytes garbage(4096, 0x5a);
+  auto db = Database::OpenImage(garbage, "device-2", {.migrations = AgentSchema()});
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.error().code(), Code::kCorruption) << db.error().ToString();
+  EXPECT_NE(db.error().message().find("device-2"), std::string::npos);
+}
+
 TEST_F(DatabaseTest, StateDirPrecedenceAndPrivacy) {
   ::setenv("DMAGENT_STATE_DIR", (dir_ / "env").c_str(), 1);
   EXPECT_EQ(ResolveStateDir(std::nullopt), dir_ / "env");
