@@ -18,6 +18,7 @@
 #include "agent/runtime/pin_reset_client.h"
 #include "agent/runtime/sync.h"
 #include "agent/session/session.h"
+#include "agent/transport/faulty_https_server.h"
 #include "agent/transport/https_server.h"
 #include "base/crypto.h"
 #include "base/pki.h"
@@ -311,24 +312,41 @@ TEST_F(AgentServerTest, ExpiredDeviceCertificateIsRefused) {
   EXPECT_FALSE(agent::LoadEnrollment(d.db())->enrolled());
 }
 
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A TLS server identity for 127.0.0.1 from dmserver's own CA, so a front end placed between
+// the device and dmserver passes the device's server check.
+struct FrontEndIdentity {
+  std::string cert_pem;
+  SecretBytes key_pem;
+};
+FrontEndIdentity IssueFrontEndIdentity(server::DmServer& server, const fs::path& server_state) {
+  auto paths = server::PathsFor(server_state);
+  pki::CertificateAuthority ca{server.ca_cert_pem(), SecretBytes(ReadFile(paths.ca_key))};
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  EXPECT_TRUE(key.ok());
+  pki::IssueOptions io;
+  io.common_name = "127.0.0.1";
+  io.not_before = Clock::System().Now() - std::chrono::minutes(1);
+  io.server_auth = true;
+  io.ip_addresses = {"127.0.0.1"};
+  auto cert = pki::IssueForPublicKey(ca, key->public_pem, io);
+  EXPECT_TRUE(cert.ok());
+  return {cert.value_or(""), std::move(key->private_pem)};
+}
+
 // A front end that fails on purpose, then hands requests to dmserver's router with the
 // client identity it verified itself (same CA), so the device's mutual TLS is real.
 class FlakyFrontEnd {
  public:
   FlakyFrontEnd(server::DmServer& server, const fs::path& server_state) : server_(server) {
-    auto paths = server::PathsFor(server_state);
-    auto ca_key = ReadAll(paths.ca_key);
-    pki::CertificateAuthority ca{server.ca_cert_pem(), SecretBytes(ca_key)};
-    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
-    pki::IssueOptions io;
-    io.common_name = "127.0.0.1";
-    io.not_before = Clock::System().Now() - std::chrono::minutes(1);
-    io.server_auth = true;
-    io.ip_addresses = {"127.0.0.1"};
-    auto cert = pki::IssueForPublicKey(ca, key->public_pem, io);
+    FrontEndIdentity id = IssueFrontEndIdentity(server, server_state);
     transport::HttpsServerOptions o;
-    o.cert_chain_pem = *cert;
-    o.key_pem = std::move(key->private_pem);
+    o.cert_chain_pem = id.cert_pem;
+    o.key_pem = std::move(id.key_pem);
     o.client_cert_mode = transport::ClientCertMode::kOptional;
     o.client_ca_pem = server.ca_cert_pem();
     auto s = transport::HttpsServer::Start(
@@ -346,10 +364,6 @@ class FlakyFrontEnd {
         });
     EXPECT_TRUE(s.ok()) << s.error().ToString();
     front_ = std::move(*s);
-  }
-  static std::string ReadAll(const fs::path& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
   }
   void FailNext(int n, int status, std::string retry_after = "") {
     failures_left_ = n;
@@ -421,6 +435,163 @@ TEST_F(AgentServerTest, ServerDownOrFailingLosesNoReport) {
   EXPECT_EQ(ok->alerts_delivered, 1);
   EXPECT_TRUE(outbox.Pending()->empty());
   EXPECT_EQ(ServerCanReset(kAlice), "DestructiveOnly");
+}
+
+// dmserver behind transport::FaultyHttpsServer: connections cut in the middle of a message, at
+// the byte level, with the device's real mutual TLS (the front end hands the verified client
+// certificate to dmserver's router).
+class FaultFrontEnd {
+ public:
+  FaultFrontEnd(server::DmServer& server, const fs::path& server_state) {
+    FrontEndIdentity id = IssueFrontEndIdentity(server, server_state);
+    transport::FaultyHttpsServerOptions o;
+    o.cert_chain_pem = id.cert_pem;
+    o.key_pem = std::move(id.key_pem);
+    o.client_ca_pem = server.ca_cert_pem();
+    auto s = transport::FaultyHttpsServer::Start(
+        std::move(o),
+        [&server](const transport::HttpRequest& req, const transport::PeerInfo& peer) {
+          return server.Handle(req, peer);
+        });
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    front_ = std::move(*s);
+  }
+  transport::FaultyHttpsServer& faults() { return *front_; }
+  std::string Url() const { return front_->BaseUrl() + "/ManagementServer/MDM.svc"; }
+
+ private:
+  std::unique_ptr<transport::FaultyHttpsServer> front_;
+};
+
+constexpr char kWebSignInUri[] =
+    "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls";
+
+class NetworkFaultTest : public AgentServerTest {
+ protected:
+  // An enrolled device with alice signed in (so a report waits in the outbox), a device profile
+  // assigned to it (so the server has a command queued), behind the fault front end.
+  agent::Device& Prepare() {
+    agent::Device& d = NewDevice("laptop");
+    SignIn(d, kAlice, "246810");
+    std::string dev_id;
+    {
+      auto lock = server_->store().Lock();
+      auto devices = server_->store().Devices();
+      EXPECT_TRUE(devices.ok() && devices->size() == 1u);
+      if (devices.ok() && !devices->empty()) dev_id = devices->front().dev_id;
+    }
+    Admin("group.add", {{"name", "all-devices"}, {"kind", "device"}});
+    Admin("group.member", {{"group", "all-devices"}, {"member", dev_id}});
+    Admin("profile.add",
+          {{"name", "web-signin"},
+           {"settings", json::array({{{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}})}});
+    Admin("assign", {{"profile", "web-signin"}, {"group", "all-devices"}});
+    front_ = std::make_unique<FaultFrontEnd>(*server_, dir_ / "server");
+    PointAt(d, front_->Url());
+    return d;
+  }
+  void TearDown() override {
+    front_.reset();
+    AgentServerTest::TearDown();
+  }
+
+  size_t OutboxSize(agent::Device& d) {
+    agent::Outbox outbox(d.db(), d.clock());
+    auto pending = outbox.Pending();
+    EXPECT_TRUE(pending.ok());
+    return pending.ok() ? pending->size() : 0;
+  }
+  // The device's effective web sign-in allow-list ("" when not set).
+  std::string WebSignIn(agent::Device& d) {
+    csp::GetResult g =
+        d.tree().Get({.user = kAlice}, std::string("./Device") + (kWebSignInUri + 1));
+    return g.code == 200 ? g.value.data : "";
+  }
+  // After a clean session or two the server sees what the device has: the setting succeeded,
+  // the report arrived, nothing is left to send.
+  void ExpectConverged(agent::Device& d) {
+    auto again = Sync(d);
+    ASSERT_TRUE(again.ok()) << again.error().ToString();
+    auto quiet = Sync(d);
+    ASSERT_TRUE(quiet.ok()) << quiet.error().ToString();
+    EXPECT_EQ(quiet->commands_received, 0) << "the server still had commands to send";
+    EXPECT_EQ(quiet->alerts_delivered, 0) << "the device still had reports to send";
+    EXPECT_EQ(OutboxSize(d), 0u);
+    EXPECT_EQ(WebSignIn(d), "idp.fabrikam.test");
+    EXPECT_EQ(ServerStatus("", "ConfigureWebSignInAllowedUrls"), "Succeeded");
+    EXPECT_EQ(ServerCanReset(kAlice), "DestructiveOnly");
+  }
+
+  std::unique_ptr<FaultFrontEnd> front_;
+};
+
+// Package 1 is dropped while dmserver reads it, then answered but cut short of its
+// Content-Length: the third attempt gets through and the session completes as if nothing had
+// happened, although dmserver processed package 1 twice.
+TEST_F(NetworkFaultTest, DroppedAndTruncatedAnswersAreRetriedWithinTheSession) {
+  agent::Device& d = Prepare();
+  ASSERT_EQ(OutboxSize(d), 0u);
+  front_->faults().InjectFaults(
+      {transport::Fault::kResetInRequest, transport::Fault::kTruncateBody});
+  auto r = Sync(d);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_EQ(slept_.size(), 2u) << "one backoff per failed attempt";
+  EXPECT_LT(slept_[0], slept_[1]);
+  EXPECT_EQ(r->alerts_delivered, 1);
+  EXPECT_EQ(r->commands_failed, 0);
+  EXPECT_GE(r->commands_received, 1);
+  EXPECT_EQ(OutboxSize(d), 0u);
+  EXPECT_EQ(WebSignIn(d), "idp.fabrikam.test");
+  // Every message reached the handler once, plus the truncated package 1 (the reset one never
+  // did).
+  EXPECT_EQ(front_->faults().handler_calls(), r->messages_sent + 1);
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged(d));
+}
+
+// Package 1's answer never arrives whole: the session fails with a Status that says so, the
+// report stays in the outbox (dmserver saw it, but the device cannot know that), no command was
+// applied; the next clean session delivers both.
+TEST_F(NetworkFaultTest, AnswerLostOnEveryAttemptKeepsTheReportAndTheNextSessionConverges) {
+  agent::Device& d = Prepare();
+  front_->faults().InjectFaults({transport::Fault::kTruncateBody,
+                                 transport::Fault::kResetInResponse,
+                                 transport::Fault::kTruncateBodyAbrupt});
+  auto failed = Sync(d);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code(), Code::kUnavailable) << failed.error().ToString();
+  EXPECT_NE(failed.error().message().find("reading the response from 127.0.0.1:"),
+            std::string::npos)
+      << failed.error().ToString();
+  EXPECT_NE(failed.error().message().find("gave up after 3 attempts"), std::string::npos)
+      << failed.error().ToString();
+  EXPECT_EQ(slept_.size(), 2u);
+  EXPECT_EQ(front_->faults().handler_calls(), 3);
+  EXPECT_EQ(OutboxSize(d), 1u) << "an alert leaves the outbox only on the server's 2xx";
+  EXPECT_EQ(WebSignIn(d), "") << "no command arrived";
+
+  auto ok = Sync(d);
+  ASSERT_TRUE(ok.ok()) << ok.error().ToString();
+  EXPECT_EQ(ok->alerts_delivered, 1);
+  EXPECT_GE(ok->commands_received, 1);
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged(d));
+}
+
+// The connection drops after dmserver recorded the device's Statuses (package 3), before the
+// device reads the answer: what the server counts as done is done on the device, and the report
+// acknowledged in the first answer has left the outbox.
+TEST_F(NetworkFaultTest, DropAfterTheServerRecordedTheStatusesLosesNothing) {
+  agent::Device& d = Prepare();
+  front_->faults().InjectFaults({transport::Fault::kNone, transport::Fault::kResetInResponse,
+                                 transport::Fault::kResetInResponse,
+                                 transport::Fault::kResetInResponse});
+  auto failed = Sync(d);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code(), Code::kUnavailable) << failed.error().ToString();
+  EXPECT_EQ(ServerStatus("", "ConfigureWebSignInAllowedUrls"), "Succeeded")
+      << "dmserver recorded the 200";
+  EXPECT_EQ(WebSignIn(d), "idp.fabrikam.test") << "so the device must have the value";
+  EXPECT_EQ(OutboxSize(d), 0u) << "the report's 200 came in the first answer";
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged(d));
 }
 
 // `dmagent run`: polls, and stops cleanly between sessions on SIGTERM.
