@@ -57,8 +57,14 @@ std::string Quote(std::string_view name) {
 // The character data of an element that must hold only text (CmdID, LocURI, Format, ...),
 // trimmed. Child elements make it an error.
 Result<std::string> TokenText(const XMLElement* e) {
+  const XMLNode* first = e->FirstChild();
+  if (first == nullptr) return std::string();
+  // The usual case, one text node: trimmed straight from tinyxml2's buffer, one copy.
+  if (first->NextSibling() == nullptr) {
+    if (const XMLText* t = first->ToText()) return std::string(Trim(t->Value()));
+  }
   std::string text;
-  for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+  for (const XMLNode* n = first; n != nullptr; n = n->NextSibling()) {
     if (const XMLText* t = n->ToText()) {
       text += t->Value();
     } else if (n->ToElement() != nullptr) {
@@ -70,6 +76,13 @@ Result<std::string> TokenText(const XMLElement* e) {
 
 // The payload of a Data element, exactly (codec.h).
 Data DataOf(const XMLElement* e) {
+  const XMLNode* first = e->FirstChild();
+  // The usual case, one text node: its text, one copy.
+  if (first != nullptr && first->NextSibling() == nullptr) {
+    if (const XMLText* t = first->ToText()) {
+      return Data(t->Value(), t->CData() ? Data::Form::kCData : Data::Form::kText);
+    }
+  }
   bool has_element = false;
   bool has_cdata = false;
   for (const XMLNode* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
@@ -209,9 +222,9 @@ Status ParseCred(const XMLElement* e, std::optional<Cred>* out, const XMLElement
   return Status::Ok();
 }
 
-Result<Item> ParseItem(const XMLElement* e) {
+// Fills `item` in place (it lives in its command's vector already: no moves of the model).
+Status ParseItem(const XMLElement* e, Item& item) {
   DM_RETURN_IF_ERROR(NoStrayText(e));
-  Item item;
   for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
     const std::string_view name = c->Name();
     if (name == "Target" || name == "Source") {
@@ -235,7 +248,7 @@ Result<Item> ParseItem(const XMLElement* e) {
       return InvalidArgument("unknown element " + Quote(name) + " in <Item>");
     }
   }
-  return item;
+  return Status::Ok();
 }
 
 struct CommandSpec {
@@ -270,7 +283,14 @@ CommandType TypeOf(std::string_view name) {
 
 bool IsContainer(CommandType t) { return t == CommandType::kAtomic || t == CommandType::kSequence; }
 
-Command ParseCommand(const XMLElement* e, int depth);
+void ParseCommand(const XMLElement* e, int depth, Command& cmd);
+
+// Number of child elements, to size a vector before filling it in place.
+size_t ChildElementCount(const XMLElement* e) {
+  size_t n = 0;
+  for (const XMLElement* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) ++n;
+  return n;
+}
 
 // Fills everything but cmd_id (already read) and error; returns the first problem found.
 Status ParseCommandBody(const XMLElement* e, int depth, Command* cmd) {
@@ -296,8 +316,11 @@ Status ParseCommandBody(const XMLElement* e, int depth, Command* cmd) {
       cmd->meta.emplace();
       DM_RETURN_IF_ERROR(ParseMeta(c, &*cmd->meta));
     } else if (name == "Item" && !IsContainer(t)) {
-      DM_ASSIGN_OR_RETURN(Item item, ParseItem(c));
-      cmd->items.push_back(std::move(item));
+      Item& item = cmd->items.emplace_back();
+      if (Status st = ParseItem(c, item); !st.ok()) {
+        cmd->items.pop_back();  // a command in error keeps only its complete items
+        return st;
+      }
     } else if (name == "Data" && (is_status || is_alert)) {
       if (have_data) return Duplicate(e->Name(), c->Name());
       DM_ASSIGN_OR_RETURN(cmd->data, TokenText(c));
@@ -331,7 +354,7 @@ Status ParseCommandBody(const XMLElement* e, int depth, Command* cmd) {
     } else if (name == "Correlator" && (is_alert || t == CommandType::kExec)) {
       // MS-MDM 2.2.7.2: Correlator is not supported; ignoring it changes nothing we report.
     } else if (IsContainer(t)) {
-      cmd->children.push_back(ParseCommand(c, depth + 1));
+      ParseCommand(c, depth + 1, cmd->children.emplace_back());
     } else {
       return InvalidArgument("unknown element " + Quote(name) + " in " + Quote(e->Name()));
     }
@@ -353,8 +376,7 @@ Status ParseCommandBody(const XMLElement* e, int depth, Command* cmd) {
   return Status::Ok();
 }
 
-Command ParseCommand(const XMLElement* e, int depth) {
-  Command cmd;
+void ParseCommand(const XMLElement* e, int depth, Command& cmd) {
   cmd.name = e->Name();
   cmd.type = TypeOf(cmd.name);
 
@@ -374,16 +396,16 @@ Command ParseCommand(const XMLElement* e, int depth) {
 
   if (cmd.type == CommandType::kUnknown) {
     cmd.error = "unknown command " + Quote(cmd.name);
-    return cmd;
+    return;
   }
-  if (cmd.type == CommandType::kUnsupported) return cmd;  // nothing of it is used
+  if (cmd.type == CommandType::kUnsupported) return;  // nothing of it is used
   if (IsContainer(cmd.type) && depth > kMaxNestingDepth) {
     cmd.error = "Atomic/Sequence nested deeper than " + std::to_string(kMaxNestingDepth);
-    return cmd;
+    return;
   }
   Status st = ParseCommandBody(e, depth, &cmd);
   if (!st.ok() && cmd.error.empty()) cmd.error = st.message();
-  return cmd;
+  return;
 }
 
 Result<SyncHdr> ParseHeader(const XMLElement* e, bool lenient) {
@@ -450,13 +472,26 @@ bool HasMarkupDeclaration(const XMLNode* node) {
   return false;
 }
 
+// False only when the bytes cannot hold a markup declaration: tinyxml2 makes an "unknown" node
+// only of "<!" followed by something other than "--" (comment) or "[CDATA[". '!' is rare in
+// SyncML, so this scan is much cheaper than walking the DOM, which remains the judge whenever
+// the bytes hold such a "<!" (even inside CDATA or a comment, where it is harmless).
+bool MayHoldMarkupDeclaration(std::string_view xml) {
+  for (size_t i = xml.find('!'); i != std::string_view::npos; i = xml.find('!', i + 1)) {
+    if (i == 0 || xml[i - 1] != '<') continue;
+    const std::string_view rest = xml.substr(i + 1);
+    if (!rest.starts_with("--") && !rest.starts_with("[CDATA[")) return true;
+  }
+  return false;
+}
+
 Status ParseDocument(std::string_view xml, tinyxml2::XMLDocument* doc) {
   if (doc->Parse(xml.data(), xml.size()) != tinyxml2::XML_SUCCESS) {
     const char* detail = doc->ErrorName();
     return InvalidArgument(std::string("malformed XML: ") + (detail ? detail : "parse error") +
                            " at line " + std::to_string(doc->ErrorLineNum()));
   }
-  if (HasMarkupDeclaration(doc)) {
+  if (MayHoldMarkupDeclaration(xml) && HasMarkupDeclaration(doc)) {
     return InvalidArgument(
         "a DOCTYPE or other markup declaration is not allowed in a SyncML message");
   }
@@ -499,13 +534,14 @@ Result<Message> Decode(std::string_view xml) {
   DM_ASSIGN_OR_RETURN(msg.header, ParseHeader(hdr_el, /*lenient=*/false));
 
   DM_RETURN_IF_ERROR(NoStrayText(body_el));
+  msg.commands.reserve(ChildElementCount(body_el));
   for (const XMLElement* c = body_el->FirstChildElement(); c != nullptr;
        c = c->NextSiblingElement()) {
     if (std::string_view(c->Name()) == "Final") {
       msg.final = true;
       continue;
     }
-    msg.commands.push_back(ParseCommand(c, /*depth=*/1));
+    ParseCommand(c, /*depth=*/1, msg.commands.emplace_back());
   }
   return msg;
 }
