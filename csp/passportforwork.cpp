@@ -42,7 +42,7 @@ class Builder {
     NodeDef d =
         PolicyLeaf(engine_, spec.name, spec.format, spec.scope, *def,
                    under_tenant ? TenantOrigin : std::function<std::string(const NodeAddress&)>());
-    if (under_tenant) d.write = OneTenantOwns(std::move(d.write));
+    if (under_tenant) d.write = OneTenantOwns(std::move(d.write), setting);
     return d;
   }
 
@@ -57,21 +57,41 @@ class Builder {
   // The engine holds one MDM value per setting and scope, so one tenant node owns a leaf: the
   // one that wrote it last. Writing EnablePinRecovery under tenant B removes the leaf under
   // tenant A, so a later Delete of A does not clear B's value.
+  //
+  // The previous owner is the origin the engine recorded with the value (every write of this
+  // leaf goes through here, and a Delete clears value and leaf together), so removing it is one
+  // keyed delete. A pattern delete over every tenant's rows made each write cost O(tenants),
+  // and a package spanning many tenants quadratic (dm_bench BM_ApplyPackage/policy). Only a
+  // value without a recorded origin falls back to the pattern.
   std::function<Status(const NodeAddress&, std::string_view)> OneTenantOwns(
-      std::function<Status(const NodeAddress&, std::string_view)> write) {
-    // Captures the database and clock, not the Builder: the builder is gone once the table is.
-    return [&db = db_, &clock = clock_, write = std::move(write)](const NodeAddress& a,
-                                                                  std::string_view v) -> Status {
+      std::function<Status(const NodeAddress&, std::string_view)> write, std::string setting) {
+    // Captures the database, clock and engine, not the Builder: the builder is gone once the
+    // table is.
+    return [&db = db_, &clock = clock_, &engine = engine_, write = std::move(write),
+            setting = std::move(setting)](const NodeAddress& a, std::string_view v) -> Status {
+      if (a.segments.size() <= kTenantSegment + 1) return write(a, v);
+      policy::Target target;
+      target.scope = a.scope == UriScope::kUser ? policy::Scope::kUser : policy::Scope::kDevice;
+      target.user = a.scope == UriScope::kUser ? a.user : std::string();
+      target.setting = setting;
+      DM_ASSIGN_OR_RETURN(std::optional<std::string> previous,
+                          engine.DesiredOrigin(policy::Source::kMdm, target));
       DM_RETURN_IF_ERROR(write(a, v));
-      if (a.segments.size() <= kTenantSegment + 1) return Status::Ok();
-      std::vector<std::string> prefix(a.segments.begin(),
-                                      a.segments.begin() + static_cast<long>(kTenantSegment));
-      std::vector<std::string> rest(a.segments.begin() + static_cast<long>(kTenantSegment) + 1,
-                                    a.segments.end());
-      // Static names only below the tenant, so the pattern has no GLOB metacharacters there.
-      std::string pattern = JoinPath(prefix) + "/*/" + JoinPath(rest);
+      const std::string tenant = TenantOrigin(a);
+      if (!previous || *previous == tenant) return Status::Ok();
       NodeStore store(db, clock);
-      return store.RemoveMatchingExcept(NodeKey{a.scope, a.user, a.Path()}, pattern);
+      const NodeKey self{a.scope, a.user, a.Path()};
+      if (previous->empty()) {
+        std::vector<std::string> prefix(a.segments.begin(),
+                                        a.segments.begin() + static_cast<long>(kTenantSegment));
+        std::vector<std::string> rest(a.segments.begin() + static_cast<long>(kTenantSegment) + 1,
+                                      a.segments.end());
+        // Static names only below the tenant, so the pattern has no GLOB metacharacters there.
+        return store.RemoveMatchingExcept(self, JoinPath(prefix) + "/*/" + JoinPath(rest));
+      }
+      std::vector<std::string> owner = a.segments;
+      owner[kTenantSegment] = *previous;
+      return store.Remove(NodeKey{a.scope, a.user, JoinPath(owner)});
     };
   }
 

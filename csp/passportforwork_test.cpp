@@ -229,6 +229,33 @@ TEST_F(PassportForWorkTest, TheTenantThatWroteLastOwnsASetting) {
   EXPECT_EQ(tree_->Get(device_, Pfw("Policies/EnablePinRecovery", kTenant2)).value.data, "false");
 }
 
+// Ownership moves along a chain of tenants, in both scopes: only the last writer keeps the leaf,
+// and rewriting under the same tenant keeps it.
+TEST_F(PassportForWorkTest, OwnershipFollowsTheLastWriterAcrossManyTenants) {
+  const std::string tenants[] = {kTenant, kTenant2, "0a1b2c3d-0000-4000-8000-000000000003"};
+  for (const bool user : {false, true}) {
+    const Context& ctx = user ? alice_ : device_;
+    const std::string root = user ? "./User" : "./Device";
+    auto uri = [&](const std::string& t) {
+      return root + "/Vendor/MSFT/PassportForWork/" + t + "/Policies/PINComplexity/Digits";
+    };
+    for (int round = 0; round < 2; ++round) {
+      for (const std::string& t : tenants) {
+        ASSERT_EQ(tree_->Replace(ctx, uri(t), Int(round == 0 ? "1" : "2")).code, 200) << uri(t);
+        ASSERT_EQ(tree_->Replace(ctx, uri(t), Int(round == 0 ? "1" : "2")).code, 200) << uri(t);
+        for (const std::string& other : tenants) {
+          EXPECT_EQ(tree_->Get(ctx, uri(other)).code, other == t ? 200 : 404)
+              << uri(other) << " after " << t;
+        }
+      }
+    }
+    // The tenants' interior nodes stay; only the leaf moved.
+    EXPECT_EQ(
+        tree_->Get(ctx, root + "/Vendor/MSFT/PassportForWork/" + tenants[0] + "/Policies").code,
+        200);
+  }
+}
+
 // Every PassportForWork catalog setting has a node, with the catalog's type as its Format.
 TEST_F(PassportForWorkTest, EveryCatalogSettingHasANodeWithItsFormat) {
   int checked = 0;

@@ -1360,6 +1360,18 @@ Result<std::optional<std::string>> PolicyEngine::Desired(Source source,
   return std::optional<std::string>(st.Text(0));
 }
 
+Result<std::optional<std::string>> PolicyEngine::DesiredOrigin(Source source,
+                                                               const Target& target) const {
+  DM_ASSIGN_OR_RETURN(CheckedTarget t, CheckTarget(target));
+  DM_ASSIGN_OR_RETURN(auto st,
+                      impl_->db_.Prepare("SELECT origin FROM policy_desired WHERE source = ?1 AND "
+                                         "scope = ?2 AND user = ?3 AND setting = ?4"));
+  BindArgs(st, SourceName(source), t.scope, t.user, t.def->name);
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(st.Text(0));
+}
+
 Result<std::optional<std::string>> PolicyEngine::Effective(const Target& target) const {
   const SettingDef* def = FindSetting(target.setting);
   if (!def) return NotFound("unknown setting '" + target.setting + "'");

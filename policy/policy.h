@@ -135,6 +135,8 @@ class PolicyEngine {
   Status ClearDesired(Source source, const Target& target);
   // The value `source` set there (Policy/Config reads its own value back); nullopt if none.
   Result<std::optional<std::string>> Desired(Source source, const Target& target) const;
+  // The origin recorded with that value (SetDesired's `origin`); nullopt if there is no value.
+  Result<std::optional<std::string>> DesiredOrigin(Source source, const Target& target) const;
 
   // The value in force after precedence, conflicts and timing: what Policy/Result returns.
   // When nothing is configured it is the catalog default (nullopt only for settings without

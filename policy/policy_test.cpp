@@ -169,6 +169,8 @@ TEST_F(PolicyEngineTest, SetDesiredValidatesAgainstTheCatalog) {
 
   Set(Source::kMdm, Device(kRecovery), "True");
   EXPECT_EQ(engine_->Desired(Source::kMdm, Device(kRecovery)).value(), "true");
+  EXPECT_EQ(engine_->DesiredOrigin(Source::kMdm, Device(kRecovery)).value(), "test-profile");
+  EXPECT_EQ(engine_->DesiredOrigin(Source::kLocalAdmin, Device(kRecovery)).value(), std::nullopt);
   // Policy/Config: each source reads back its own value.
   EXPECT_EQ(engine_->Desired(Source::kLocalAdmin, Device(kRecovery)).value(), std::nullopt);
   EXPECT_EQ(engine_->ClearDesired(Source::kLocalAdmin, Device(kRecovery)).code(), Code::kNotFound);
