@@ -62,7 +62,7 @@ Statement::Statement(Statement&& o) noexcept
 
 Statement& Statement::operator=(Statement&& o) noexcept {
   if (this != &o) {
-    if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+    if (stmt_ != nullptr) db_->Recycle(stmt_);
     db_ = o.db_;
     stmt_ = o.stmt_;
     bind_error_ = std::move(o.bind_error_);
@@ -72,7 +72,7 @@ Statement& Statement::operator=(Statement&& o) noexcept {
 }
 
 Statement::~Statement() {
-  if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+  if (stmt_ != nullptr) db_->Recycle(stmt_);
 }
 
 Statement& Statement::Bind(int index, std::string_view text) {
@@ -176,7 +176,11 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& pa
   // The first real read happens here; a damaged or foreign file fails now, before any write.
   // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and the agent
   // answers 200 (the server never re-sends) as soon as a commit returns (decision 1).
-  auto st = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  auto st =
+      db->Exec(options.durable_commits
+                   ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                   : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                     "PRAGMA foreign_keys=ON;");
   if (!st.ok()) return st.WithContext("open database");
   DM_RETURN_IF_ERROR(db->Migrate(options.migrations));
   return db;
@@ -186,8 +190,8 @@ Result<std::unique_ptr<Database>> Database::OpenImage(std::span<const uint8_t> i
                                                       std::string_view name,
                                                       const OpenOptions& options) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(":memory:", &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      ":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status st = SqliteStatus(raw, rc, "open in-memory database", std::string(name));
     sqlite3_close(raw);
@@ -216,7 +220,8 @@ Result<std::unique_ptr<Database>> Database::OpenImage(std::span<const uint8_t> i
 }
 
 Result<Bytes> Database::Serialize() {
-  if (depth_ > 0) return FailedPrecondition("cannot serialize " + path_.string() + " mid-transaction");
+  if (depth_ > 0)
+    return FailedPrecondition("cannot serialize " + path_.string() + " mid-transaction");
   sqlite3_int64 size = 0;
   unsigned char* data = sqlite3_serialize(db_, "main", &size, 0);
   if (data == nullptr) return LastError("serialize");
@@ -226,7 +231,23 @@ Result<Bytes> Database::Serialize() {
 }
 
 Database::~Database() {
+  for (auto& [sql, stmts] : idle_) {
+    for (sqlite3_stmt* s : stmts) sqlite3_finalize(s);
+  }
   if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+void Database::Recycle(sqlite3_stmt* stmt) {
+  constexpr size_t kIdlePerText = 4;
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  const char* sql = sqlite3_sql(stmt);
+  auto& idle = idle_[sql != nullptr ? sql : ""];
+  if (sql == nullptr || idle.size() >= kIdlePerText) {
+    sqlite3_finalize(stmt);
+    return;
+  }
+  idle.push_back(stmt);
 }
 
 Status Database::LastError(std::string_view what) const {
@@ -234,8 +255,14 @@ Status Database::LastError(std::string_view what) const {
 }
 
 Result<Statement> Database::Prepare(std::string_view sql) {
+  if (auto it = idle_.find(std::string(sql)); it != idle_.end() && !it->second.empty()) {
+    sqlite3_stmt* cached = it->second.back();
+    it->second.pop_back();
+    return Statement(this, cached);
+  }
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) {
     return LastError("prepare \"" + std::string(sql.substr(0, 60)) + "\"");
   }

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/secret.h"
@@ -32,11 +33,19 @@ struct OpenOptions {
   std::span<const Migration> migrations;
   std::chrono::milliseconds busy_timeout{5000};
   bool create_if_missing = true;
+  // true: synchronous=FULL, every commit survives power loss (the agent: it answers 200 as
+  // soon as a commit returns). false: synchronous=NORMAL, a commit survives a crash of the
+  // process but the last ones may be lost on power loss; for stores whose peers re-send what
+  // was lost (dmserver: an unanswered command is re-queued) or that are scratch (a simulated
+  // fleet), and that must not pay one disk sync per commit.
+  bool durable_commits = true;
 };
 
 class Database;
 
-// A prepared statement. Binds are 1-based like SQLite; columns are 0-based.
+// A prepared statement. Binds are 1-based like SQLite; columns are 0-based. When it goes out
+// of scope it is reset and handed back to its Database, which reuses it for the same SQL text:
+// parsing SQL was the largest cost of a short session. It must not outlive its Database.
 class Statement {
  public:
   Statement(Statement&&) noexcept;
@@ -134,14 +143,19 @@ class Database {
 
  private:
   friend class Transaction;
+  friend class Statement;
   Database(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
   Status Migrate(std::span<const Migration> migrations);
+  void Recycle(sqlite3_stmt* stmt);
 
   sqlite3* db_;
   std::filesystem::path path_;
   int depth_ = 0;
   int savepoint_seq_ = 0;
   int schema_version_ = 0;
+  // Idle prepared statements by SQL text (a few per text: statements of the same text may be
+  // open at once, e.g. in nested loops).
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> idle_;
 };
 
 // Rolls back on destruction unless Commit() was called.
