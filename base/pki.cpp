@@ -378,6 +378,19 @@ Result<std::string> PublicKeyOf(const SecretBytes& private_pem) {
   return PublicKeyPem(key.get());
 }
 
+Result<CertIdentity> IdentityOf(const X509* cert) {
+  if (cert == nullptr) return InvalidArgument("no certificate");
+  CertIdentity id;
+  id.subject_cn = NameCn(X509_get_subject_name(cert));
+  BnPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  if (!serial) return SslFailure(Code::kInvalidArgument, "certificate serial");
+  char* hex = BN_bn2hex(serial.get());
+  if (hex == nullptr) return SslFailure(Code::kInternal, "serial to hex");
+  id.serial_hex = hex;
+  OPENSSL_free(hex);
+  return id;
+}
+
 Result<CertInfo> ParseCertificate(std::string_view cert_pem) {
   DM_ASSIGN_OR_RETURN(X509Ptr cert, LoadCert(cert_pem));
   CertInfo info;

@@ -12,6 +12,8 @@
 #include "base/secret.h"
 #include "base/status.h"
 
+struct x509_st;
+
 namespace dm::pki {
 
 enum class KeyType { kEcP256, kRsa2048 };
@@ -37,6 +39,14 @@ struct CertInfo {
 };
 Result<CertInfo> ParseCertificate(std::string_view cert_pem);
 
+// Who a verified peer certificate names, read straight from OpenSSL's X509 (no PEM round trip,
+// no key encoding): what a server needs on every connection.
+struct CertIdentity {
+  std::string subject_cn;
+  std::string serial_hex;
+};
+Result<CertIdentity> IdentityOf(const x509_st* cert);
+
 struct CertificateAuthority {
   std::string cert_pem;
   SecretBytes key_pem;
@@ -61,8 +71,7 @@ Result<std::string> CreateCsr(const SecretBytes& private_pem, std::string_view c
 Result<std::string> IssueFromCsr(const CertificateAuthority& ca, std::string_view csr_pem,
                                  const IssueOptions& options);
 Result<std::string> IssueForPublicKey(const CertificateAuthority& ca,
-                                      std::string_view public_key_pem,
-                                      const IssueOptions& options);
+                                      std::string_view public_key_pem, const IssueOptions& options);
 Result<std::string> SelfSign(const SecretBytes& private_pem, const IssueOptions& options);
 // OK when `cert_pem` chains to `ca_pem` and is valid at `at`.
 Status VerifyCertificate(std::string_view cert_pem, std::string_view ca_pem, TimePoint at);

@@ -20,6 +20,8 @@
 #include <set>
 #include <thread>
 
+#include "base/pki.h"
+
 namespace dm::transport {
 namespace {
 
@@ -288,9 +290,10 @@ void FaultyHttpsServer::Impl::Serve(int fd, std::string remote) {
         char* data = nullptr;
         long size = BIO_get_mem_data(out.get(), &data);
         peer.client_cert_pem.assign(data, static_cast<size_t>(size));
-        char cn[256] = "";
-        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
-        peer.client_cert_cn = cn;
+        if (auto id = pki::IdentityOf(cert); id.ok()) {
+          peer.client_cert_cn = std::move(id->subject_cn);
+          peer.client_cert_serial_hex = std::move(id->serial_hex);
+        }
         peer.has_client_cert = true;
       }
       X509_free(cert);

@@ -164,8 +164,10 @@ class ServerSession : public std::enable_shared_from_this<ServerSession> {
       peer_.client_cert_pem = PeerCertificatePem(stream_.native_handle());
       if (!peer_.client_cert_pem.empty()) {
         peer_.has_client_cert = true;
-        if (auto info = pki::ParseCertificate(peer_.client_cert_pem); info.ok()) {
-          peer_.client_cert_cn = info->subject_cn;
+        if (auto id = pki::IdentityOf(SSL_get0_peer_certificate(stream_.native_handle()));
+            id.ok()) {
+          peer_.client_cert_cn = std::move(id->subject_cn);
+          peer_.client_cert_serial_hex = std::move(id->serial_hex);
         }
       }
     }

@@ -32,6 +32,7 @@ struct PeerInfo {
   bool has_client_cert = false;  // true only for a certificate that verified
   std::string client_cert_pem;
   std::string client_cert_cn;
+  std::string client_cert_serial_hex;
 };
 
 struct HttpsServerOptions {

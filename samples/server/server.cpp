@@ -210,9 +210,8 @@ std::string HtmlEscape(std::string_view text) {
 
 Result<Device> DeviceOfPeer(Store& store, const transport::PeerInfo& peer) {
   if (!peer.has_client_cert) return PermissionDenied("no client certificate");
-  DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(peer.client_cert_pem));
-  DM_ASSIGN_OR_RETURN(std::optional<Device> device, store.FindDevice(info.subject_cn));
-  if (!device || !device->enrolled || device->cert_serial != info.serial_hex) {
+  DM_ASSIGN_OR_RETURN(std::optional<Device> device, store.FindDevice(peer.client_cert_cn));
+  if (!device || !device->enrolled || device->cert_serial != peer.client_cert_serial_hex) {
     return PermissionDenied("the client certificate does not belong to an enrolled device");
   }
   return *device;
@@ -358,9 +357,11 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
       return JsonError(401, "client_certificate_required",
                        "the management endpoint needs the device's client certificate");
     }
-    auto info = pki::ParseCertificate(peer.client_cert_pem);
-    if (!info.ok()) return JsonError(403, "forbidden", "unreadable client certificate");
-    ManagementReply reply = management->Handle(info->subject_cn, info->serial_hex, request.body);
+    if (peer.client_cert_cn.empty() || peer.client_cert_serial_hex.empty()) {
+      return JsonError(403, "forbidden", "unreadable client certificate");
+    }
+    ManagementReply reply =
+        management->Handle(peer.client_cert_cn, peer.client_cert_serial_hex, request.body);
     HttpResponse r;
     r.status = reply.http_status;
     r.headers = {{"Content-Type", kSyncMLContentType}};

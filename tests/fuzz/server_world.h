@@ -105,6 +105,9 @@ inline ServerWorld& TheServer() {
     world->device_peer.has_client_cert = true;
     world->device_peer.client_cert_pem = body.at("certificate").get<std::string>();
     world->device_peer.client_cert_cn = kFuzzDevId;
+    auto cert = pki::ParseCertificate(world->device_peer.client_cert_pem);
+    if (!cert.ok()) SetupFailed("device certificate: " + cert.error().ToString());
+    world->device_peer.client_cert_serial_hex = cert->serial_hex;
     return world;
   }();
   return *w;

@@ -115,6 +115,9 @@ TEST_F(ServerRegressionTest, DeviceReportWithInvalidUtf8DoesNotBreakTheAdminRepo
   device.has_client_cert = true;
   device.client_cert_pem = json::parse(enrolled.body).at("certificate").get<std::string>();
   device.client_cert_cn = kDevId;
+  auto cert = pki::ParseCertificate(device.client_cert_pem);
+  ASSERT_TRUE(cert.ok());
+  device.client_cert_serial_hex = cert->serial_hex;
 
   syncml::Message m;
   m.header.session_id = "1";
