@@ -117,9 +117,10 @@ Result<json> Dispatch(Store& store, std::string_view op, const json& args) {
     if (kind != "user" && kind != "device") {
       return InvalidArgument("group kind must be \"user\" or \"device\"");
     }
-    DM_RETURN_IF_ERROR(
-        store.AddGroup(tenant.id, name, kind == "user" ? GroupKind::kUser : GroupKind::kDevice));
-    return json{{"name", name}, {"kind", kind}, {"tenant", tenant.id}};
+    DM_RETURN_IF_ERROR(store.AddGroup(tenant.id, name,
+                                      kind == "user" ? GroupKind::kUser : GroupKind::kDevice,
+                                      Flag(args, "all")));
+    return json{{"name", name}, {"kind", kind}, {"all", Flag(args, "all")}, {"tenant", tenant.id}};
   }
   if (op == "group.member") {
     DM_ASSIGN_OR_RETURN(std::string group, Required(args, "group"));

@@ -173,6 +173,9 @@ int main(int argc, char** argv) {
   auto* group_add = group_cmd->add_subcommand("add", "add a group");
   group_add->add_option("name", name)->required();
   group_add->add_option("--kind", kind, "user or device")->required();
+  bool all_members = false;
+  group_add->add_flag("--all", all_members,
+                      "every device (user) of the tenant is a member, like \"All devices\"");
   group_add->add_option("--tenant", tenant, "tenant id or name");
   auto* group_member = group_cmd->add_subcommand("member",
                                                  "add (or --remove) a member: a UPN "
@@ -278,7 +281,8 @@ int main(int argc, char** argv) {
     return Admin(options, "user.add", args);
   }
   if (*group_add) {
-    return Admin(options, "group.add", json{{"tenant", tenant}, {"name", name}, {"kind", kind}});
+    return Admin(options, "group.add",
+                 json{{"tenant", tenant}, {"name", name}, {"kind", kind}, {"all", all_members}});
   }
   if (*group_member) {
     return Admin(

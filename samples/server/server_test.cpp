@@ -443,6 +443,34 @@ TEST_F(TargetingTest, DeviceGroupExclusionAlsoStopsUserTargetedProfiles) {
   EXPECT_TRUE(Ops(Send(d, Pkg1(d, "user", "alice@fabrikam.test")).reply).empty());
 }
 
+TEST_F(TargetingTest, AllDevicesGroupHoldsEveryDeviceOfTheTenant) {
+  AdminOk("group.add", {{"name", "All devices"}, {"kind", "device"}, {"all", true}});
+  AdminOk("profile.add",
+          {{"name", "Web"}, {"settings", {{{"uri", kWebSignInUri}, {"value", "idp.test"}}}}});
+  AdminOk("assign", {{"profile", "Web"}, {"group", "All devices"}});
+  // Devices enrolled before and after the assignment both get it, listed nowhere.
+  TestDevice a = Enroll("DEV-ALL-A");
+  TestDevice b = Enroll("DEV-ALL-B");
+  for (TestDevice* d : {&a, &b}) {
+    auto ops = Ops(Send(*d, Pkg1(*d, "none")).reply);
+    ASSERT_EQ(ops.size(), 1u) << d->dev_id;
+    EXPECT_EQ(TargetOf(ops[0]), kWebSignInUri);
+  }
+  // Its membership is not a list: adding a member is refused, and an exclude still wins.
+  {
+    auto lock = server_->store().Lock();
+    auto add = RunAdmin(server_->store(), "group.member",
+                        {{"group", "All devices"}, {"member", "DEV-ALL-C"}});
+    ASSERT_FALSE(add.ok());
+    EXPECT_EQ(add.error().code(), Code::kFailedPrecondition);
+  }
+  AdminOk("group.add", {{"name", "Kiosks"}, {"kind", "device"}});
+  AdminOk("group.member", {{"group", "Kiosks"}, {"member", "DEV-ALL-C"}});
+  AdminOk("assign", {{"profile", "Web"}, {"group", "Kiosks"}, {"mode", "exclude"}});
+  TestDevice c = Enroll("DEV-ALL-C");
+  EXPECT_TRUE(Ops(Send(c, Pkg1(c, "none")).reply).empty());
+}
+
 TEST_F(TargetingTest, UserOfAnotherTenantIsNotTreatedAsSignedIn) {
   AdminOk("tenant.add", {{"name", "Other"}});
   AdminOk("user.add", {{"tenant", "Other"},

@@ -160,6 +160,10 @@ CREATE TABLE user_recovery (
   PRIMARY KEY (dev_id, upn)
 );
 )sql"},
+    // "All devices" / "All users" groups, as Intune has: every device (user) of the tenant is a
+    // member without being listed, so a fleet needs no per-device membership.
+    {2, "dmserver: groups holding every member of their kind",
+     "ALTER TABLE groups ADD COLUMN all_members INTEGER NOT NULL DEFAULT 0;"},
 };
 
 bool IsGuid(std::string_view s) {
@@ -230,7 +234,15 @@ std::span<const storage::Migration> ServerSchema() { return kMigrations; }
 std::string_view GroupKindName(GroupKind k) { return k == GroupKind::kUser ? "user" : "device"; }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& db_path, Options options) {
-  DM_ASSIGN_OR_RETURN(auto db, storage::Database::Open(db_path, {.migrations = kMigrations}));
+  DM_ASSIGN_OR_RETURN(
+      auto db, storage::Database::Open(db_path, {.migrations = kMigrations,
+                                                 // Power loss may cost the last commits: mostly
+                                                 // statuses and reports devices send again (an
+                                                 // unanswered command stays queued and is
+                                                 // re-sent); an enrollment or admin change from
+                                                 // that instant must be redone. One sync per
+                                                 // commit would cap the whole fleet's rate.
+                                                 .durable_commits = false}));
   DM_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON;"));
   return std::unique_ptr<Store>(new Store(std::move(db), options));
 }
@@ -430,20 +442,29 @@ Result<int64_t> Store::GroupId(std::string_view tenant_id, std::string_view name
   return st.Int(0);
 }
 
-Status Store::AddGroup(std::string_view tenant_id, std::string_view name, GroupKind kind) {
+Status Store::AddGroup(std::string_view tenant_id, std::string_view name, GroupKind kind,
+                       bool all_members) {
   if (name.empty()) return InvalidArgument("a group needs a name");
   DM_RETURN_IF_ERROR(TenantById(tenant_id).status());
   if (GroupId(tenant_id, name, nullptr).ok()) {
     return AlreadyExists("group '" + std::string(name) + "' exists");
   }
-  return db_->Run("INSERT INTO groups (tenant_id, name, kind) VALUES (?, ?, ?)", tenant_id, name,
-                  GroupKindName(kind));
+  return db_->Run("INSERT INTO groups (tenant_id, name, kind, all_members) VALUES (?, ?, ?, ?)",
+                  tenant_id, name, GroupKindName(kind), all_members);
 }
 
 Status Store::AddMember(std::string_view tenant_id, std::string_view group,
                         std::string_view member) {
   GroupKind kind;
   DM_ASSIGN_OR_RETURN(int64_t id, GroupId(tenant_id, group, &kind));
+  DM_ASSIGN_OR_RETURN(auto all, db_->Prepare("SELECT all_members FROM groups WHERE id = ?"));
+  all.Bind(1, id);
+  DM_ASSIGN_OR_RETURN(bool found, all.Step());
+  if (found && all.Int(0) != 0) {
+    return FailedPrecondition("'" + std::string(group) + "' holds every " +
+                              std::string(GroupKindName(kind)) +
+                              " of the tenant; members are not added one by one");
+  }
   if (kind == GroupKind::kUser) {
     // Users must exist in the tenant; devices may be added before they enroll.
     DM_ASSIGN_OR_RETURN(User u, FindUser(member));

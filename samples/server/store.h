@@ -120,7 +120,9 @@ class Store {
   Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code);
 
   // ---- groups ----
-  Status AddGroup(std::string_view tenant_id, std::string_view name, GroupKind kind);
+  // all_members: every device (user) of the tenant is a member, like Intune's "All devices".
+  Status AddGroup(std::string_view tenant_id, std::string_view name, GroupKind kind,
+                  bool all_members = false);
   // member: a UPN for a user group, a DevId for a device group.
   Status AddMember(std::string_view tenant_id, std::string_view group, std::string_view member);
   Status RemoveMember(std::string_view tenant_id, std::string_view group, std::string_view member);

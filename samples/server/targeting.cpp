@@ -16,11 +16,12 @@ namespace {
 Status CollectAssignments(Store& store, std::string_view tenant_id, std::string_view kind,
                           std::string_view member, std::set<int64_t>* include,
                           std::set<int64_t>* exclude) {
-  DM_ASSIGN_OR_RETURN(auto st,
-                      store.db().Prepare("SELECT a.profile_id, a.mode FROM assignments a "
-                                         "JOIN groups g ON g.id = a.group_id "
-                                         "JOIN group_members m ON m.group_id = g.id "
-                                         "WHERE g.tenant_id = ? AND g.kind = ? AND m.member = ?"));
+  DM_ASSIGN_OR_RETURN(auto st, store.db().Prepare("SELECT a.profile_id, a.mode FROM assignments a "
+                                                  "JOIN groups g ON g.id = a.group_id "
+                                                  "WHERE g.tenant_id = ? AND g.kind = ? AND "
+                                                  "(g.all_members = 1 OR EXISTS (SELECT 1 FROM "
+                                                  "group_members m WHERE m.group_id = g.id AND "
+                                                  "m.member = ?))"));
   st.BindAll(tenant_id, kind, member);
   while (true) {
     DM_ASSIGN_OR_RETURN(bool row, st.Step());
