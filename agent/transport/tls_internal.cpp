@@ -1,6 +1,8 @@
 #include "agent/transport/tls_internal.h"
 
+#include <openssl/decoder.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -15,6 +17,32 @@ Status ConfigureCommonTls(ssl::context& ctx) {
   return Status::Ok();
 }
 
+namespace {
+
+// A PKCS#8 PEM key of the certificate's key type; nullptr when that is not what it is (the
+// caller then falls back to the generic reader, which also gives the error text).
+EVP_PKEY* DecodePrivateKey(const SecretBytes& key_pem, X509* cert) {
+  constexpr std::string_view kPkcs8 = "-----BEGIN PRIVATE KEY-----";
+  EVP_PKEY* pub = cert != nullptr ? X509_get0_pubkey(cert) : nullptr;
+  const char* type = pub != nullptr ? EVP_PKEY_get0_type_name(pub) : nullptr;
+  if (type == nullptr || key_pem.view().substr(0, kPkcs8.size()) != kPkcs8) return nullptr;
+  EVP_PKEY* key = nullptr;
+  OSSL_DECODER_CTX* dctx = OSSL_DECODER_CTX_new_for_pkey(
+      &key, "PEM", "PrivateKeyInfo", type, OSSL_KEYMGMT_SELECT_KEYPAIR, nullptr, nullptr);
+  if (dctx == nullptr) return nullptr;
+  const auto* data = reinterpret_cast<const unsigned char*>(key_pem.data());
+  size_t len = key_pem.size();
+  if (OSSL_DECODER_from_data(dctx, &data, &len) != 1) {
+    EVP_PKEY_free(key);
+    key = nullptr;
+  }
+  OSSL_DECODER_CTX_free(dctx);
+  ERR_clear_error();
+  return key;
+}
+
+}  // namespace
+
 Status LoadCertificateAndKey(ssl::context& ctx, std::string_view chain_pem,
                              const SecretBytes& key_pem, std::string_view who) {
   const std::string w(who);
@@ -23,7 +51,16 @@ Status LoadCertificateAndKey(ssl::context& ctx, std::string_view chain_pem,
   beast::error_code ec;
   ctx.use_certificate_chain(net::buffer(chain_pem.data(), chain_pem.size()), ec);
   if (ec) return InvalidArgument(w + " certificate does not parse: " + ErrorText(ec));
-  ctx.use_private_key(net::buffer(key_pem.data(), key_pem.size()), ssl::context::pem, ec);
+  // The key type is the certificate's: a decoder asked for exactly that type and PKCS#8 is
+  // about four times cheaper than OpenSSL 3's try-every-decoder PEM read, which dominated the
+  // cost of each new session.
+  EVP_PKEY* key = DecodePrivateKey(key_pem, SSL_CTX_get0_certificate(ctx.native_handle()));
+  if (key == nullptr) {
+    ctx.use_private_key(net::buffer(key_pem.data(), key_pem.size()), ssl::context::pem, ec);
+  } else if (SSL_CTX_use_PrivateKey(ctx.native_handle(), key) != 1) {
+    ec.assign(static_cast<int>(ERR_get_error()), net::error::get_ssl_category());
+  }
+  EVP_PKEY_free(key);
   if (ec &&
       ERR_GET_LIB(static_cast<unsigned long>(static_cast<unsigned int>(ec.value()))) ==
           ERR_LIB_X509 &&
