@@ -23,6 +23,7 @@
 #include "agent/runtime/pin_reset_client.h"
 #include "agent/runtime/sync.h"
 #include "agent/session/session.h"
+#include "agent/simulate/simulator.h"
 #include "base/log.h"
 #include "container/security_key.h"
 #include "csp/device_facts.h"
@@ -227,6 +228,8 @@ int Main(int argc, char** argv) {
       ->group("");
 
   std::function<Status(Device&)> action;
+  // Commands that work on something other than the state directory's device (simulate).
+  std::function<Status()> standalone;
   auto on = [&](CLI::App* sub, std::function<Status(Device&)> f) {
     sub->callback([&action, f] { action = f; });
   };
@@ -375,6 +378,68 @@ int Main(int argc, char** argv) {
   run->add_option("--poll-seconds", daemon.poll_override_seconds,
                   "poll interval override in seconds (default: the DMClient schedule)");
   on(run, [&](Device& d) { return RunDaemon(d, daemon); });
+
+  // simulate
+  SimulateOptions sim;
+  std::string sim_token_file, sim_ca_file, sim_fleet;
+  double sim_interval = 60, sim_duration = 60;
+  bool sim_json = false;
+  auto* simulate = app.add_subcommand(
+      "simulate", "a fleet of virtual devices checking in with a server (load testing)");
+  simulate->add_option("--server", sim.server_url, "dmserver base URL (https://host:port)")
+      ->required();
+  simulate->add_option("--token-file", sim_token_file, "file holding the enrollment token")
+      ->required();
+  simulate->add_option("--ca", sim_ca_file, "CA bundle (PEM) to trust for the server");
+  simulate->add_option("--upn", sim.upn, "the user every device enrolls for");
+  simulate->add_option("--devices", sim.devices, "number of virtual devices")
+      ->check(CLI::Range(1, 1'000'000));
+  simulate->add_option("--interval", sim_interval, "seconds between a device's check-ins")
+      ->check(CLI::Range(0.001, 86400.0));
+  simulate->add_option("--duration", sim_duration, "seconds to run the check-ins")
+      ->check(CLI::Range(0.0, 7.0 * 86400));
+  simulate->add_option("--concurrency", sim.concurrency, "sessions in flight at once")
+      ->check(CLI::Range(1, 1024));
+  simulate
+      ->add_option("--fail-share", sim.fail_share,
+                   "share of settings each device fails with 500 (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--seed", sim.seed, "seed of check-in offsets and failing settings");
+  simulate->add_option("--fleet", sim_fleet, "fleet file (default <state dir>/fleet.db)");
+  simulate->add_flag("--json", sim_json, "print the summary as JSON");
+  simulate->callback([&] {
+    standalone = [&]() -> Status {
+      sim.state_dir =
+          storage::ResolveStateDir(g.state_dir.empty() ? std::nullopt : std::optional(g.state_dir));
+      sim.fleet_file = sim_fleet;
+      if (!sim_ca_file.empty()) {
+        DM_ASSIGN_OR_RETURN(sim.ca_pem, ReadFile(sim_ca_file));
+      }
+      DM_ASSIGN_OR_RETURN(std::string sim_token, ReadFile(sim_token_file));
+      while (!sim_token.empty() && (sim_token.back() == '\n' || sim_token.back() == '\r'))
+        sim_token.pop_back();
+      if (sim_token.empty()) return InvalidArgument("the enrollment token file is empty");
+      sim.enrollment_token = SecretBytes(std::string_view(sim_token));
+      std::fill(sim_token.begin(), sim_token.end(), '\0');
+      sim.interval = std::chrono::milliseconds(std::llround(sim_interval * 1000));
+      sim.duration = std::chrono::milliseconds(std::llround(sim_duration * 1000));
+      const bool tty = ::isatty(STDERR_FILENO) != 0;
+      sim.on_progress = [tty](const std::string& line) {
+        // A live line on a terminal; one line per update in a log.
+        std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
+      };
+      DM_ASSIGN_OR_RETURN(SimulationReport r, RunSimulation(sim));
+      if (tty) std::cerr << "\n";
+      if (sim_json) {
+        std::cout << SimulationJson(r).dump(2) << "\n";
+      } else {
+        std::cout << SimulationTable(r);
+      }
+      return r.session_errors == 0 && r.enroll_errors == 0
+                 ? Status::Ok()
+                 : Unavailable(std::to_string(r.session_errors) + " session(s) failed");
+    };
+  });
 
   // local admin source
   std::string setting, value;
@@ -557,6 +622,10 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   }
   if (Status s = InitLogging(g.log_level); !s.ok()) return Fail(s);
+  if (standalone) {
+    Status s = standalone();
+    return s.ok() ? 0 : Fail(s);
+  }
   auto device = OpenDevice(g);
   if (!device.ok()) return Fail(device.error());
   Status s = action ? action(**device) : Status::Ok();

@@ -241,4 +241,71 @@ std::string ContainerText(const Json& c) {
   return out.str();
 }
 
+Json SimulationJson(const SimulationReport& r) {
+  Json errors = Json::array();
+  for (const auto& [message, count] : r.errors) {
+    errors.push_back(Json{{"message", message}, {"count", count}});
+  }
+  return Json{
+      {"devices", r.devices},
+      {"enrollment",
+       {{"enrolled", r.enrolled}, {"errors", r.enroll_errors}, {"seconds", r.enroll_seconds}}},
+      {"sessions",
+       {{"completed", r.sessions},
+        {"errors", r.session_errors},
+        {"seconds", r.run_seconds},
+        {"per_second", r.sessions_per_second},
+        {"offered_per_second", r.offered_per_second},
+        {"missed_checkins", r.missed_checkins}}},
+      {"latency_ms",
+       {{"p50", r.latency.p50_ms},
+        {"p90", r.latency.p90_ms},
+        {"p99", r.latency.p99_ms},
+        {"max", r.latency.max_ms}}},
+      {"commands", {{"executed", r.commands}, {"failed", r.commands_failed}}},
+      {"reports_delivered", r.reports_delivered},
+      {"memory",
+       {{"rss_before_bytes", r.rss_before_bytes},
+        {"rss_peak_bytes", r.rss_peak_bytes},
+        {"agent_bytes_per_device", r.agent_bytes_per_device}}},
+      {"fleet_image_bytes", r.fleet_file_bytes},
+      {"errors", errors}};
+}
+
+std::string SimulationTable(const SimulationReport& r) {
+  std::ostringstream out;
+  char line[160];
+  auto row = [&](const char* name, const std::string& value) {
+    std::snprintf(line, sizeof line, "  %-26s %s\n", name, value.c_str());
+    out << line;
+  };
+  auto fmt = [](const char* f, auto... v) {
+    char b[96];
+    std::snprintf(b, sizeof b, f, v...);
+    return std::string(b);
+  };
+  out << "Simulation\n";
+  row("devices", fmt("%d (%d enrolled now in %.1f s, %d enrollment error(s))", r.devices,
+                     r.enrolled, r.enroll_seconds, r.enroll_errors));
+  row("sessions", fmt("%lld completed, %lld failed in %.1f s", static_cast<long long>(r.sessions),
+                      static_cast<long long>(r.session_errors), r.run_seconds));
+  row("session rate",
+      fmt("%.0f/s (offered %.0f/s, %lld check-in(s) not started in time)", r.sessions_per_second,
+          r.offered_per_second, static_cast<long long>(r.missed_checkins)));
+  row("latency p50 / p90 / p99", fmt("%.1f / %.1f / %.1f ms (max %.1f ms)", r.latency.p50_ms,
+                                     r.latency.p90_ms, r.latency.p99_ms, r.latency.max_ms));
+  row("commands", fmt("%lld executed, %lld failed", static_cast<long long>(r.commands),
+                      static_cast<long long>(r.commands_failed)));
+  row("reports delivered", fmt("%lld", static_cast<long long>(r.reports_delivered)));
+  row("agent memory",
+      fmt("%.1f KB per device (RSS %.1f MB before, %.1f MB peak)", r.agent_bytes_per_device / 1024,
+          r.rss_before_bytes / 1048576.0, r.rss_peak_bytes / 1048576.0));
+  row("fleet images", fmt("%.1f MB (%.1f KB per device)", r.fleet_file_bytes / 1048576.0,
+                          r.devices > 0 ? r.fleet_file_bytes / 1024.0 / r.devices : 0.0));
+  for (const auto& [message, count] : r.errors) {
+    out << "  error x" << count << ": " << message << "\n";
+  }
+  return out.str();
+}
+
 }  // namespace dm::agent::cli

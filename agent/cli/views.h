@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/runtime/device.h"
+#include "agent/simulate/simulator.h"
 #include "base/status.h"
 
 namespace dm::agent::cli {
@@ -19,5 +20,10 @@ std::string StatusText(const nlohmann::ordered_json& status);
 // Key id, certificate thumbprint and dates, protector present, last reset.
 Result<nlohmann::ordered_json> ContainerJson(Device& device, const std::string& user);
 std::string ContainerText(const nlohmann::ordered_json& container);
+
+// `dmagent simulate`'s summary: enrollment, sessions and rate, latency quantiles, commands,
+// memory per device, and the errors by message.
+nlohmann::ordered_json SimulationJson(const SimulationReport& report);
+std::string SimulationTable(const SimulationReport& report);
 
 }  // namespace dm::agent::cli

@@ -44,8 +44,12 @@ Device::~Device() = default;
 
 Status Device::Init() {
   DM_RETURN_IF_ERROR(storage::PrepareStateDir(options_.state_dir));
-  DM_ASSIGN_OR_RETURN(db_, storage::Database::Open(options_.state_dir / storage::kDatabaseFile,
-                                                   {.migrations = storage::AgentSchema()}));
+  if (options_.open_database) {
+    DM_ASSIGN_OR_RETURN(db_, options_.open_database());
+  } else {
+    DM_ASSIGN_OR_RETURN(db_, storage::Database::Open(options_.state_dir / storage::kDatabaseFile,
+                                                     {.migrations = storage::AgentSchema()}));
+  }
   if (options_.make_issuer) {
     issuer_ = std::make_unique<ResolvingIssuer>(options_.make_issuer, *db_, options_.state_dir);
   }
@@ -58,6 +62,7 @@ Status Device::Init() {
   policy_ =
       std::make_unique<policy::PolicyEngine>(*db_, *containers_, *options_.clock, options_.engine);
   tree_ = csp::MakeDeviceTree(*db_, *policy_, *options_.clock);
+  if (options_.decorate_tree) tree_ = options_.decorate_tree(std::move(tree_));
   return Status::Ok();
 }
 

@@ -33,6 +33,11 @@ struct DeviceOptions {
   using IssuerFactory = std::function<Result<std::unique_ptr<container::CertificateIssuer>>(
       storage::Database&, const std::filesystem::path& state_dir)>;
   IssuerFactory make_issuer;
+  // The simulator's seams. open_database: where the agent database comes from (default: the
+  // file in state_dir; the simulator loads a device's image into memory). decorate_tree: wraps
+  // the DM tree (the simulator fails a share of settings through it).
+  std::function<Result<std::unique_ptr<storage::Database>>()> open_database;
+  std::function<std::unique_ptr<csp::DmTree>(std::unique_ptr<csp::DmTree>)> decorate_tree;
 };
 
 // Settings-table keys the agent itself owns.
