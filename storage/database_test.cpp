@@ -177,11 +177,41 @@ TEST_F(DatabaseTest, ImageRoundTripsStateAndSavepoints) {
   ASSERT_TRUE((*db)->CheckIntegrity().ok());
   // The image grows as the database does.
   for (int i = 0; i < 200; ++i) {
-    ASSERT_TRUE((*db)->Run("INSERT INTO settings (key, value) VALUES (?, ?)", std::to_string(i),
-                           std::string(100, 'x'))
+    ASSERT_TRUE((*db)
+                    ->Run("INSERT INTO settings (key, value) VALUES (?, ?)", std::to_string(i),
+                          std::string(100, 'x'))
                     .ok());
   }
   EXPECT_GT((*db)->Serialize()->size(), image.size() + 200 * 100);
+}
+
+// Statements go back to the Database and are reused: a reused one starts reset and unbound,
+// and the same SQL text may be open twice at once (nested loops).
+TEST_F(DatabaseTest, ReusedStatementsStartCleanAndMayBeOpenTwice) {
+  auto db = Database::Open(dir_ / "a.db", {.migrations = kTwoSteps});
+  ASSERT_TRUE(db.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*db)->Run("INSERT INTO t (k, v) VALUES (?, ?)", std::to_string(i), i).ok());
+  }
+  constexpr char kSelect[] = "SELECT k FROM t WHERE v >= ? ORDER BY v";
+  {
+    auto outer = (*db)->Prepare(kSelect);
+    ASSERT_TRUE(outer.ok());
+    outer->Bind(1, 1);
+    ASSERT_TRUE(*outer->Step());  // mid-iteration when the same text is prepared again
+    auto inner = (*db)->Prepare(kSelect);
+    ASSERT_TRUE(inner.ok());
+    inner->Bind(1, 0);
+    ASSERT_TRUE(*inner->Step());
+    EXPECT_EQ(inner->Text(0), "0");
+    EXPECT_EQ(outer->Text(0), "1");
+    ASSERT_TRUE(*outer->Step());
+    EXPECT_EQ(outer->Text(0), "2");
+  }
+  auto again = (*db)->Prepare(kSelect);
+  ASSERT_TRUE(again.ok());
+  // No binding left from before: NULL compares false, so no row.
+  EXPECT_FALSE(*again->Step());
 }
 
 TEST_F(DatabaseTest, DamagedImageIsRefusedAsCorruption) {
