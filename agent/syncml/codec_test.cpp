@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "agent/syncml/decode_internal.h"
+
 namespace dm::syncml {
 
 // Readable failure output: a message prints as its pretty encoding.
@@ -575,6 +577,182 @@ TEST(CodecMalformed, MutatedMessagesNeverCrash) {
     EXPECT_EQ(*again, *m) << xml;
   }
   EXPECT_GT(accepted, 0);  // some mutations only touch data, and those must decode
+}
+
+// ---- the fast reader against tinyxml2 ------------------------------------------------------
+
+// Decode (fast reader first) and the tinyxml2 path agree on `xml`: same success, same message,
+// same error text; and whenever the fast reader answers, tinyxml2 accepts the same message.
+void ExpectSameAsReference(const std::string& xml) {
+  Result<Message> reference = internal::DecodeWithTinyxml2(xml);
+  Result<Message> decoded = Decode(xml);
+  ASSERT_EQ(decoded.ok(), reference.ok()) << xml;
+  if (reference.ok()) {
+    EXPECT_EQ(*decoded, *reference) << xml;
+  } else {
+    EXPECT_EQ(decoded.status().ToString(), reference.status().ToString()) << xml;
+  }
+  if (std::optional<Message> fast = internal::DecodeFast(xml)) {
+    ASSERT_TRUE(reference.ok()) << reference.status().ToString() << "\n" << xml;
+    EXPECT_EQ(*fast, *reference) << xml;
+  }
+}
+
+std::vector<std::string> ReaderCorpus() {
+  std::vector<std::string> corpus = {
+      Fixture("windows10-capture/session1-client-pkg1.xml"),
+      Fixture("windows10-capture/session1-server-pkg2.xml"),
+      Fixture("windows10-capture/session2-client-pkg1-unenroll.xml"),
+      Fixture("msmdm-examples/client-pkg1.xml"),
+      Fixture("msmdm-examples/client-pkg3.xml"),
+      Fixture("msmdm-examples/server-pkg2.xml"),
+  };
+  auto item = [](std::string_view data) {
+    return "<Replace><CmdID>2</CmdID><Item><Target><LocURI>./a</LocURI></Target><Meta>"
+           "<Format xmlns=\"syncml:metinf\">chr</Format></Meta>" +
+           std::string(data) + "</Item></Replace>";
+  };
+  // Each exercises one rule of the reader's subset, from both sides of its edge.
+  const std::string bodies[] = {
+      item("<Data>plain</Data>"),
+      item("<Data>  spaced  </Data>"),
+      item("<Data>   </Data>"),
+      item("<Data>\t\n</Data>"),
+      item("<Data>a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos;</Data>"),
+      item("<Data>&#65;&#x42;</Data>"),
+      item("<Data>&#0;</Data>"),
+      item("<Data>a &unknown; b</Data>"),
+      item("<Data>a & b</Data>"),
+      item("<Data>&amp</Data>"),
+      item("<Data>line1\r\nline2\rline3\n\rline4</Data>"),
+      item("<Data><![CDATA[<x a=\"1\"/> & ]]></Data>"),
+      item("<Data><![CDATA[]]></Data>"),
+      item("<Data><![CDATA[   ]]></Data>"),
+      item("<Data>text<![CDATA[cdata]]>more</Data>"),
+      item("<Data>  <![CDATA[x]]>  </Data>"),
+      item("<Data><![CDATA[a\r\nb]]></Data>"),
+      item("<Data><disabled/></Data>"),
+      item("<Data>a<!-- comment -->b</Data>"),
+      item("<Data>a > b ]]> c</Data>"),
+      item("<Data>caf\xc3\xa9 \xe2\x82\xac</Data>"),
+      item("<Data/>"),
+      item("<Data />"),
+      item("<Data msft:originalerror=\"0x86000020\">x</Data>"),
+      item("<Data msft:originalerror='0x86000020'>x</Data>"),
+      item("<Data msft:originalerror = \"0x1\" >x</Data>"),
+      item("<Data a=\"1\" a=\"2\">x</Data>"),
+      item("<Data a=\"1\"b=\"2\">x</Data>"),
+      item("<Data a=\"x &amp; y\">x</Data>"),
+      item("<Data a=\"x\ry\">x</Data>"),
+      item("<Data a=\"<\">x</Data>"),
+      item("<Data >x</Data >"),
+      item("<Data>x</ Data>"),
+      item("<Data>x</Data"),
+      item("<Data>x</Dat>"),
+      item("<D\xc3\xa4ta>x</D\xc3\xa4ta>"),
+      item("<Data>x\vy</Data>"),
+      item("<Data>x\fy</Data>"),
+      item(std::string("<Data>x") + '\0' + "y</Data>"),
+      "<Replace><CmdID>2</CmdID>stray<Item><Target><LocURI>./a</LocURI></Target></Item></Replace>",
+      "<Replace><CmdID>2</CmdID><Item><Target><LocURI>  ./a  </LocURI></Target></Item></Replace>",
+      "<Replace><CmdID>2</CmdID><Item><Target><LocURI>./a</LocURI><LocURI>./b</LocURI></Target>"
+      "</Item></Replace>",
+      "<Get><CmdID>2</CmdID></Get>",
+      "<Get><CmdID/><Item><Target><LocURI>./a</LocURI></Target></Item></Get>",
+      "<Frobnicate><CmdID>2</CmdID></Frobnicate>",
+      "<Atomic><CmdID>2</CmdID><Atomic><CmdID>3</CmdID><Sequence><CmdID>4</CmdID><Get><CmdID>5"
+      "</CmdID><Item><Target><LocURI>./a</LocURI></Target></Item></Get></Sequence></Atomic>"
+      "</Atomic>",
+      "<Status><CmdID>2</CmdID><MsgRef>1</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Chal><Meta>"
+      "<Type xmlns=\"syncml:metinf\">syncml:auth-md5</Type><NextNonce xmlns=\"syncml:metinf\">"
+      "Tm9uY2U=</NextNonce></Meta></Chal><Data>401</Data></Status>",
+      "<Alert><CmdID>2</CmdID><Data>1226</Data><Item><Meta><Type xmlns=\"syncml:metinf\">t"
+      "</Type><Size xmlns=\"syncml:metinf\">12</Size></Meta><Data>x</Data><MoreData/></Item>"
+      "</Alert>",
+      "<Alert><CmdID>2</CmdID><Data>1226</Data><Item><Meta><Size xmlns=\"syncml:metinf\">-1"
+      "</Size></Meta></Item></Alert>",
+  };
+  for (const std::string& body : bodies) corpus.push_back(Wrap(body + "<Final/>"));
+  // Document-level rules.
+  const std::string ok = Wrap("<Final/>");
+  corpus.push_back(ok);
+  corpus.push_back("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + ok);
+  corpus.push_back("<?xml version=\"1.0\"?><?other x?>\r\n" + ok + "\r\n\r\n");
+  corpus.push_back(ok + "<?late?>");
+  corpus.push_back("\xef\xbb\xbf" + ok);
+  corpus.push_back("<!DOCTYPE SyncML []>" + ok);
+  corpus.push_back("<!-- hello -->" + ok);
+  corpus.push_back(ok + "<!-- bye -->");
+  corpus.push_back(ok + "trailing");
+  corpus.push_back(ok + ok);
+  corpus.push_back("stray" + ok);
+  corpus.push_back(ok.substr(0, ok.size() - 3));
+  corpus.push_back("");
+  corpus.push_back("   ");
+  corpus.push_back("<SyncML xmlns='SYNCML:SYNCML1.2'></SyncML>");
+  corpus.push_back("<SyncML><SyncHdr/><SyncBody/></SyncML>");
+  corpus.push_back("<syncml xmlns=\"SYNCML:SYNCML1.2\"/>");
+  std::string deep = Wrap("<Final/>");
+  for (int i = 0; i < 70; ++i) deep.insert(deep.find("<Final/>"), "<Atomic><CmdID>9</CmdID>");
+  corpus.push_back(deep);
+  return corpus;
+}
+
+TEST(CodecFastReader, AgreesWithTinyxml2OnTheCorpus) {
+  for (const std::string& xml : ReaderCorpus()) ExpectSameAsReference(xml);
+}
+
+TEST(CodecFastReader, TakesTheUsualMessages) {
+  // Real messages stay on the fast path (else the benchmark would measure tinyxml2 twice).
+  for (const char* name :
+       {"windows10-capture/session1-client-pkg1.xml", "windows10-capture/session1-server-pkg2.xml",
+        "windows10-capture/session2-client-pkg1-unenroll.xml", "msmdm-examples/server-pkg2.xml"}) {
+    EXPECT_TRUE(internal::DecodeFast(Fixture(name)).has_value()) << name;
+  }
+  EXPECT_TRUE(internal::DecodeFast(Wrap("<Replace><CmdID>2</CmdID><Item><Target><LocURI>./a"
+                                        "</LocURI></Target><Data>&lt;a&gt; &amp; <![CDATA[b]]>"
+                                        "</Data></Item></Replace>"))
+                  .has_value());
+}
+
+// Random edits of real messages: wherever the fast reader answers, it answers like tinyxml2.
+TEST(CodecFastReader, AgreesWithTinyxml2OnMutatedMessages) {
+  std::vector<std::string> seeds = ReaderCorpus();
+  seeds.resize(6);  // the fixtures
+  seeds.push_back(
+      Wrap("<Replace><CmdID>2</CmdID><Item><Target><LocURI>./a</LocURI></Target>"
+           "<Data a='1'>x &amp; y<![CDATA[z]]></Data></Item></Replace><Final />"));
+  uint32_t rng = 777;
+  auto next = [&rng] {
+    rng = rng * 1664525u + 1013904223u;
+    return rng >> 8;
+  };
+  const char alphabet[] = "<>/&;!?[]-\"'= \t\n\raxAX#0CDT:\xc3\x80";
+  int fast = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string xml = seeds[round % seeds.size()];
+    const int edits = 1 + static_cast<int>(next() % 3);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = next() % xml.size();
+      const char c = alphabet[next() % (sizeof alphabet - 1)];
+      switch (next() % 3) {
+        case 0:
+          xml[pos] = c;
+          break;
+        case 1:
+          xml.erase(pos, 1 + next() % 4);
+          break;
+        default:
+          xml.insert(pos, 1, c);
+          break;
+      }
+      if (xml.empty()) xml = "<";
+    }
+    if (internal::DecodeFast(xml)) ++fast;
+    ExpectSameAsReference(xml);
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_GT(fast, 1000);  // the edits that keep a message valid are many; they must be compared
 }
 
 TEST(CodecSalvage, HeaderOfATruncatedMessage) {
