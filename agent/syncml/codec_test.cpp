@@ -565,7 +565,7 @@ TEST(CodecMalformed, MutatedMessagesNeverCrash) {
           xml.insert(pos, 1, alphabet[next() % (sizeof alphabet - 1)]);
           break;
       }
-      if (xml.empty()) xml = "<";
+      if (xml.empty()) xml.push_back('<');
     }
     Result<Message> m = Decode(xml);
     if (!m.ok()) continue;
@@ -746,7 +746,7 @@ TEST(CodecFastReader, AgreesWithTinyxml2OnMutatedMessages) {
           xml.insert(pos, 1, c);
           break;
       }
-      if (xml.empty()) xml = "<";
+      if (xml.empty()) xml.push_back('<');
     }
     if (internal::DecodeFast(xml)) ++fast;
     ExpectSameAsReference(xml);
