@@ -377,7 +377,10 @@ int Main(int argc, char** argv) {
                   "limit)");
   run->add_option("--poll-seconds", daemon.poll_override_seconds,
                   "poll interval override in seconds (default: the DMClient schedule)");
-  on(run, [&](Device& d) { return RunDaemon(d, daemon); });
+  // The daemon opens the device only in each session's child process (daemon.h).
+  run->callback([&] {
+    standalone = [&]() -> Status { return RunDaemon([&] { return OpenDevice(g); }, daemon); };
+  });
 
   // simulate
   SimulateOptions sim;

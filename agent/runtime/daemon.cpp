@@ -1,9 +1,15 @@
 #include "agent/runtime/daemon.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 
 #include "agent/runtime/enrollment.h"
@@ -14,8 +20,8 @@ namespace dm::agent {
 namespace {
 
 // Sleeps up to `d`; true when SIGTERM/SIGINT arrived. The signals are blocked for the whole
-// daemon and collected here, so a signal during a session is only seen between sessions and
-// a session is never cut in half.
+// daemon (and its session children) and collected here, so a signal during a session is only
+// seen between sessions and a session is never cut in half.
 bool WaitForSignal(const sigset_t& set, std::chrono::milliseconds d) {
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(d.count() / 1000);
@@ -37,45 +43,137 @@ Result<csp::PollSchedule> Schedule(Device& device) {
   return csp::ReadPollSchedule(device.db(), providers.front());
 }
 
+// What a session child tells the daemon through a pipe.
+struct PassReport {
+  int64_t wait_ms = 0;
+  DaemonCounters counters;
+  int fatal_code = 0;  // Code of an error retrying cannot fix; 0: none
+  std::array<char, 480> fatal_message{};
+};
+
+bool WriteAll(int fd, const void* data, size_t n) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool ReadAll(int fd, void* data, size_t n) {
+  auto* p = static_cast<char*>(data);
+  while (n > 0) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// In the child: open the device, run one pass, report it.
+[[noreturn]] void RunChild(int fd, const DeviceOpener& open_device, const DaemonOptions& options,
+                           DaemonCounters counters) {
+  PassReport report;
+  Result<std::chrono::milliseconds> wait = [&]() -> Result<std::chrono::milliseconds> {
+    DM_ASSIGN_OR_RETURN(auto device, open_device());
+    return RunDaemonPass(*device, options, counters);
+  }();
+  if (wait.ok()) {
+    report.wait_ms = wait->count();
+    report.counters = counters;
+  } else {
+    report.fatal_code = static_cast<int>(wait.error().code());
+    std::snprintf(report.fatal_message.data(), report.fatal_message.size(), "%s",
+                  wait.error().message().c_str());
+  }
+  spdlog::default_logger()->flush();
+  _exit(WriteAll(fd, &report, sizeof report) ? 0 : 1);
+}
+
 }  // namespace
 
-Status RunDaemon(Device& device, const DaemonOptions& options) {
+Result<std::chrono::milliseconds> RunDaemonPass(Device& device, const DaemonOptions& options,
+                                                DaemonCounters& counters) {
   DM_ASSIGN_OR_RETURN(EnrollmentState enrollment, LoadEnrollment(device.db()));
   if (!enrollment.enrolled()) {
     return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
   }
+  auto result = RunSession(device);
+  DM_ASSIGN_OR_RETURN(csp::PollSchedule schedule, Schedule(device));
+  const std::chrono::milliseconds regular =
+      options.poll_override_seconds > 0
+          ? std::chrono::milliseconds(std::chrono::seconds(options.poll_override_seconds))
+          : std::chrono::milliseconds(schedule.IntervalBefore(counters.polls));
+  if (result.ok()) {
+    counters.failures = 0;
+    ++counters.polls;
+    return regular;
+  }
+  const Status& st = result.error();
+  if (st.code() == Code::kIoError || st.code() == Code::kCorruption) return st;
+  ++counters.failures;
+  auto backoff = options.initial_backoff * (1 << std::min(counters.failures - 1, 16));
+  auto wait = std::min<std::chrono::milliseconds>(
+      std::min<std::chrono::milliseconds>(backoff, options.max_backoff), regular);
+  spdlog::warn("session failed ({}); retrying in {} s", st.ToString(),
+               std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+  return wait;
+}
+
+Status RunDaemon(const DeviceOpener& open_device, const DaemonOptions& options) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  spdlog::info("dmagent daemon started; management server {}", enrollment.management_url);
-  int attempts = 0;
-  int64_t polls = 0;
-  int failures = 0;
-  for (;;) {
-    ++attempts;
-    auto result = RunSession(device);
+  spdlog::info("dmagent daemon started");
+  DaemonCounters counters;
+  for (int attempts = 1;; ++attempts) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      return Internal(std::string("pipe: ") + std::strerror(errno));
+    }
+    spdlog::default_logger()->flush();
+    const pid_t child = ::fork();
+    if (child < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return Internal(std::string("fork: ") + std::strerror(errno));
+    }
+    if (child == 0) {
+      ::close(fds[0]);
+      RunChild(fds[1], open_device, options, counters);
+    }
+    ::close(fds[1]);
+    PassReport report;
+    const bool got = ReadAll(fds[0], &report, sizeof report);
+    ::close(fds[0]);
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
     std::chrono::milliseconds wait{0};
-    DM_ASSIGN_OR_RETURN(csp::PollSchedule schedule, Schedule(device));
-    std::chrono::milliseconds regular =
-        options.poll_override_seconds > 0
-            ? std::chrono::milliseconds(std::chrono::seconds(options.poll_override_seconds))
-            : std::chrono::milliseconds(schedule.IntervalBefore(polls));
-    if (result.ok()) {
-      failures = 0;
-      ++polls;
-      wait = regular;
-    } else {
-      const Status& st = result.error();
-      if (st.code() == Code::kIoError || st.code() == Code::kCorruption) return st;
-      ++failures;
-      auto backoff = options.initial_backoff * (1 << std::min(failures - 1, 16));
+    if (!got) {
+      // The session process died (a crash, or killed): back off as after a failed session.
+      ++counters.failures;
       wait = std::min<std::chrono::milliseconds>(
-          std::min<std::chrono::milliseconds>(backoff, options.max_backoff), regular);
-      spdlog::warn("session failed ({}); retrying in {} s", st.ToString(),
-                   std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+          options.initial_backoff * (1 << std::min(counters.failures - 1, 16)),
+          options.max_backoff);
+      spdlog::error("the session process ended abnormally ({} {}); retrying in {} s",
+                    WIFSIGNALED(status) ? "signal" : "exit status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+                    std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+    } else if (report.fatal_code != 0) {
+      report.fatal_message.back() = '\0';
+      return Status(static_cast<Code>(report.fatal_code), report.fatal_message.data());
+    } else {
+      counters = report.counters;
+      wait = std::chrono::milliseconds(report.wait_ms);
     }
     if (options.max_sessions > 0 && attempts >= options.max_sessions) break;
     if (WaitForSignal(set, wait)) break;
