@@ -1,6 +1,7 @@
 #include "agent/transport/https_client.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
@@ -8,6 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -16,6 +19,39 @@
 
 namespace dm::transport {
 namespace {
+
+// The trust store of a CA bundle, parsed once per process: a daemon or a simulated fleet
+// opens a client per session, always with the same bundle, and parsing it (OpenSSL 3 decodes
+// each certificate's key through its decoder framework) was a visible share of a session.
+// X509_STORE is reference-counted and safe to share between contexts and threads.
+Result<X509_STORE*> SharedTrustStore(const std::string& pem) {
+  static std::mutex mu;
+  static std::map<std::string, X509_STORE*>* stores = new std::map<std::string, X509_STORE*>();
+  constexpr size_t kMaxBundles = 8;  // a process trusts a handful of bundles, not thousands
+  std::lock_guard lock(mu);
+  if (auto it = stores->find(pem); it != stores->end()) {
+    X509_STORE_up_ref(it->second);
+    return it->second;
+  }
+  X509_STORE* store = X509_STORE_new();
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  int added = 0;
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    added += X509_STORE_add_cert(store, cert) == 1;
+    X509_free(cert);
+  }
+  BIO_free(bio);
+  ERR_clear_error();  // the loop ends on "no start line"
+  if (added == 0) {
+    X509_STORE_free(store);
+    return InvalidArgument("CA bundle does not parse: no certificate in it");
+  }
+  if (stores->size() < kMaxBundles) {
+    X509_STORE_up_ref(store);
+    stores->emplace(pem, store);
+  }
+  return store;
+}
 
 using internal::HostPort;
 using internal::IsIpLiteral;
@@ -217,8 +253,9 @@ Status HttpsClient::Impl::Init(const HttpsUrl& server, const SecretBytes& key_pe
   DM_RETURN_IF_ERROR(internal::ConfigureCommonTls(ssl_ctx_));
   beast::error_code ec;
   if (!options_.ca_bundle_pem.empty()) {
-    ssl_ctx_.add_certificate_authority(net::buffer(options_.ca_bundle_pem), ec);
-    if (ec) return InvalidArgument("CA bundle does not parse: " + internal::ErrorText(ec));
+    DM_ASSIGN_OR_RETURN(X509_STORE * store, SharedTrustStore(options_.ca_bundle_pem));
+    SSL_CTX_set1_cert_store(ssl_ctx_.native_handle(), store);
+    X509_STORE_free(store);  // the context holds its own reference
   } else {
     ssl_ctx_.set_default_verify_paths(ec);
     if (ec) return Internal("cannot load the system trust store: " + internal::ErrorText(ec));
