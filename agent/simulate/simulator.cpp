@@ -338,7 +338,12 @@ class Simulation {
     report_.run_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
     // Check-ins that were due within the run but never started: the backlog of a server (or
     // simulator) that could not keep up.
-    for (; !queue.empty() && queue.top().first < deadline; queue.pop()) ++report_.missed_checkins;
+    // Each queued device is behind by every check-in of its schedule that fell before the end.
+    for (; !queue.empty() && queue.top().first < deadline; queue.pop()) {
+      report_.missed_checkins +=
+          1 + (deadline - queue.top().first - SteadyClock::duration(1)) /
+                  std::chrono::duration_cast<SteadyClock::duration>(o_.interval);
+    }
     progress_stop = true;
     progress.join();
   }
