@@ -408,12 +408,15 @@ int Main(int argc, char** argv) {
                    "share of settings each device fails with 500 (0..1)")
       ->check(CLI::Range(0.0, 1.0));
   simulate->add_option("--seed", sim.seed, "seed of check-in offsets and failing settings");
-  simulate->add_option("--fleet", sim_fleet, "fleet file (default <state dir>/fleet.db)");
+  simulate->add_option("--fleet", sim_fleet, "fleet file (default <state dir>/simulate/fleet.db)");
   simulate->add_flag("--json", sim_json, "print the summary as JSON");
   simulate->callback([&] {
     standalone = [&]() -> Status {
-      sim.state_dir =
-          storage::ResolveStateDir(g.state_dir.empty() ? std::nullopt : std::optional(g.state_dir));
+      // Its own directory under the state directory: the simulated fleet never shares the
+      // real device's database or machine key.
+      sim.state_dir = storage::ResolveStateDir(g.state_dir.empty() ? std::nullopt
+                                                                   : std::optional(g.state_dir)) /
+                      "simulate";
       sim.fleet_file = sim_fleet;
       if (!sim_ca_file.empty()) {
         DM_ASSIGN_OR_RETURN(sim.ca_pem, ReadFile(sim_ca_file));
