@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -161,6 +163,33 @@ TEST_F(SimulateTest, SecondRunResumesTheSameDevicesFromTheFleetFile) {
   ASSERT_TRUE(third.ok()) << third.error().ToString();
   EXPECT_EQ(third->enrolled, 3);
   EXPECT_EQ(third->commands, 3 * 3);
+}
+
+// The command line: token from a file, the summary as JSON on stdout, exit code 0.
+TEST_F(SimulateTest, CommandLinePrintsAJsonSummary) {
+  {
+    std::ofstream(dir_ / "token") << token_ << "\n";
+    std::ofstream(dir_ / "ca.pem") << server_->ca_cert_pem();
+  }
+  const std::string cmd = std::string(DMAGENT_BIN) + " --state-dir " + (dir_ / "cli").string() +
+                          " simulate --server " + server_->BaseUrl() + " --token-file " +
+                          (dir_ / "token").string() + " --ca " + (dir_ / "ca.pem").string() +
+                          " --devices 4 --interval 0.2 --duration 0.6 --concurrency 2 --json";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = ::pclose(p);
+  ASSERT_EQ(status, 0) << out;
+  const json j = json::parse(out);
+  EXPECT_EQ(j.at("devices"), 4);
+  EXPECT_EQ(j.at("enrollment").at("enrolled"), 4);
+  EXPECT_GE(j.at("sessions").at("completed").get<int>(), 4);
+  EXPECT_EQ(j.at("sessions").at("errors"), 0);
+  EXPECT_EQ(j.at("commands").at("executed"), 4 * 3);
+  EXPECT_TRUE(fs::exists(dir_ / "cli" / "simulate" / "fleet.db"));
+  EXPECT_FALSE(fs::exists(dir_ / "cli" / "dmagent.db"));  // the device's own files stay untouched
 }
 
 TEST_F(SimulateTest, WrongTokenFailsEnrollmentWithAClearError) {
