@@ -55,6 +55,13 @@ ProcessResult RunProcess(const std::filesystem::path& binary, const std::vector<
   ::close(out[1]);
   ::close(err[1]);
   // The input is a few lines: it fits the pipe buffer, so writing it all first cannot block.
+  // A process that exits without reading (a refused argument) makes the write raise SIGPIPE,
+  // which would kill the test: blocked in this thread for the write, it only fails it with
+  // EPIPE, and a SIGPIPE left pending is taken before the mask is restored.
+  sigset_t pipe_set, old_mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
   size_t done = 0;
   while (done < options.stdin_data.size()) {
     ssize_t n = ::write(in[1], options.stdin_data.data() + done, options.stdin_data.size() - done);
@@ -62,6 +69,12 @@ ProcessResult RunProcess(const std::filesystem::path& binary, const std::vector<
     done += static_cast<size_t>(n);
   }
   CloseFd(in[1]);
+  sigset_t pending;
+  if (::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+    const timespec zero{0, 0};
+    ::sigtimedwait(&pipe_set, nullptr, &zero);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 
   int fds[2] = {out[0], err[0]};
   std::string* sinks[2] = {&r.out, &r.err};
