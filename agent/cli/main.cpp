@@ -410,6 +410,9 @@ int Main(int argc, char** argv) {
   simulate->add_option("--seed", sim.seed, "seed of check-in offsets and failing settings");
   simulate->add_option("--fleet", sim_fleet, "fleet file (default <state dir>/simulate/fleet.db)");
   simulate->add_flag("--json", sim_json, "print the summary as JSON");
+  bool sim_full_handshakes = false;
+  simulate->add_flag("--full-handshakes", sim_full_handshakes,
+                     "no TLS session resumption: every session does a full handshake");
   simulate->callback([&] {
     standalone = [&]() -> Status {
       // Its own directory under the state directory: the simulated fleet never shares the
@@ -418,6 +421,7 @@ int Main(int argc, char** argv) {
                                                                    : std::optional(g.state_dir)) /
                       "simulate";
       sim.fleet_file = sim_fleet;
+      sim.resume_tls = !sim_full_handshakes;
       if (!sim_ca_file.empty()) {
         DM_ASSIGN_OR_RETURN(sim.ca_pem, ReadFile(sim_ca_file));
       }

@@ -256,7 +256,8 @@ Json SimulationJson(const SimulationReport& r) {
         {"seconds", r.run_seconds},
         {"per_second", r.sessions_per_second},
         {"offered_per_second", r.offered_per_second},
-        {"missed_checkins", r.missed_checkins}}},
+        {"missed_checkins", r.missed_checkins},
+        {"tls_resumed", r.tls_resumed}}},
       {"latency_ms",
        {{"p50", r.latency.p50_ms},
         {"p90", r.latency.p90_ms},
@@ -294,6 +295,7 @@ std::string SimulationTable(const SimulationReport& r) {
           r.offered_per_second, static_cast<long long>(r.missed_checkins)));
   row("latency p50 / p90 / p99", fmt("%.1f / %.1f / %.1f ms (max %.1f ms)", r.latency.p50_ms,
                                      r.latency.p90_ms, r.latency.p99_ms, r.latency.max_ms));
+  row("TLS sessions resumed", fmt("%lld", static_cast<long long>(r.tls_resumed)));
   row("commands", fmt("%lld executed, %lld failed", static_cast<long long>(r.commands),
                       static_cast<long long>(r.commands_failed)));
   row("reports delivered", fmt("%lld", static_cast<long long>(r.reports_delivered)));

@@ -70,6 +70,7 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   http.retry = options.retry;
   http.sleep = options.sleep;
   http.clock = &device.clock();
+  http.resumption = options.tls_resumption;
   DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(http)));
 
   SessionOptions so;
@@ -123,6 +124,7 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   };
 
   Status st = exchange();
+  result.tls_resumed = client->connections_resumed() > 0;
   Status settled = settle_alerts();
   client->Close();
   if (!st.ok()) {

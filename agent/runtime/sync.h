@@ -12,6 +12,7 @@
 #include <string>
 
 #include "agent/runtime/device.h"
+#include "agent/transport/https_client.h"
 #include "agent/transport/retry.h"
 #include "base/status.h"
 
@@ -28,6 +29,9 @@ struct SyncOptions {
   std::chrono::milliseconds step_timeout{30'000};
   transport::RetryOptions retry;
   std::function<void(std::chrono::milliseconds)> sleep;  // null: really sleep (tests inject)
+  // Resume the TLS session of the previous session (kept in memory by the caller: the
+  // simulator); null: a full handshake.
+  transport::TlsResumption* tls_resumption = nullptr;
 };
 
 struct SyncResult {
@@ -37,6 +41,7 @@ struct SyncResult {
   int commands_failed = 0;    // of which non-2xx
   int alerts_delivered = 0;
   bool reboot_performed = false;
+  bool tls_resumed = false;  // the connection resumed options.tls_resumption's session
 };
 
 // Adds the current report to the outbox when it differs from the last one queued.

@@ -19,6 +19,7 @@
 #include "agent/runtime/sync.h"
 #include "agent/simulate/failing_tree.h"
 #include "agent/simulate/fleet_store.h"
+#include "agent/transport/https_client.h"
 #include "csp/device_facts.h"
 #include "storage/schema.h"
 #include "storage/state_dir.h"
@@ -110,6 +111,7 @@ class Simulation {
     const auto fleet_path = o_.fleet_file.empty() ? o_.state_dir / "fleet.db" : o_.fleet_file;
     DM_ASSIGN_OR_RETURN(store_, FleetStore::Open(fleet_path));
     report_.devices = o_.devices;
+    if (o_.resume_tls) resumption_.resize(static_cast<size_t>(o_.devices) + 1);
 
     DM_RETURN_IF_ERROR(EnrollMissing());
     RunSessions();
@@ -125,6 +127,7 @@ class Simulation {
     report_.commands = commands_;
     report_.commands_failed = commands_failed_;
     report_.reports_delivered = reports_;
+    report_.tls_resumed = resumed_;
     report_.sessions_per_second =
         report_.run_seconds > 0 ? static_cast<double>(sessions_ok_) / report_.run_seconds : 0;
     report_.offered_per_second = o_.devices / std::chrono::duration<double>(o_.interval).count();
@@ -237,6 +240,7 @@ class Simulation {
       so.step_timeout = o_.step_timeout;
       // A load generator counts failures instead of hiding them behind retries.
       so.retry.max_attempts = 1;
+      if (o_.resume_tls) so.tls_resumption = &resumption_[static_cast<size_t>(id)];
       Result<SyncResult> r = RunSession(*device, so);
       // What the session committed (commands, acknowledged alerts, the session counter) is
       // the device's state whether or not the session ended well.
@@ -246,6 +250,7 @@ class Simulation {
       commands_ += r->commands_received;
       commands_failed_ += r->commands_failed;
       reports_ += r->alerts_delivered;
+      resumed_ += r->tls_resumed;
       return Status::Ok();
     }();
     latency_.Record(SteadyClock::now() - t0);
@@ -350,10 +355,11 @@ class Simulation {
 
   const SimulateOptions& o_;
   std::unique_ptr<FleetStore> store_;
+  std::vector<transport::TlsResumption> resumption_;  // by device id; memory only
   SimulationReport report_;
   LatencyHistogram latency_;
   std::atomic<int64_t> sessions_ok_{0}, session_errors_{0}, commands_{0}, commands_failed_{0},
-      reports_{0};
+      reports_{0}, resumed_{0};
   std::mutex errors_mu_;
   std::map<std::string, int64_t> errors_;
 };

@@ -38,6 +38,9 @@ struct SimulateOptions {
   double fail_share = 0;  // share of settings each device fails (deterministic per device)
   uint64_t seed = 1;      // first check-in offsets and which settings fail
   std::chrono::milliseconds step_timeout{30'000};
+  // Each device resumes its previous TLS session (in memory only), as a real client whose
+  // connection library caches sessions would; false: a full handshake every session.
+  bool resume_tls = true;
 
   // Called about once a second from a background thread with a one-line status.
   std::function<void(const std::string& line)> on_progress;
@@ -62,6 +65,7 @@ struct SimulationReport {
   double sessions_per_second = 0;
   double offered_per_second = 0;  // devices / interval
   int64_t missed_checkins = 0;    // due within the run but not started by its end
+  int64_t tls_resumed = 0;        // sessions whose handshake resumed the device's last one
   LatencySummary latency;         // one whole session: load, TLS, all messages, save
   std::vector<std::pair<std::string, int64_t>> errors;  // message -> count, most frequent first
 

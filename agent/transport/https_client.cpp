@@ -16,6 +16,7 @@
 
 #include "agent/transport/asio.h"
 #include "agent/transport/tls_internal.h"
+#include "base/crypto.h"
 
 namespace dm::transport {
 namespace {
@@ -205,6 +206,7 @@ class HttpsClient::Impl {
   void Close();
 
   uint64_t connections_opened() const { return connections_opened_; }
+  uint64_t connections_resumed() const { return connections_resumed_; }
   int last_attempts() const { return last_attempts_; }
 
  private:
@@ -222,6 +224,10 @@ class HttpsClient::Impl {
   Status MapError(const beast::error_code& ec, Step step);
   std::string Describe(Step step) const;
   void CloseSocket();
+  // What a saved session is bound to: the host, port and verified name of the connection.
+  std::string ResumptionKey() const {
+    return endpoint_->HostPortText() + " " + endpoint_->tls_name + " " + identity_tag_;
+  }
   void ArmTimer(std::chrono::milliseconds t) { beast::get_lowest_layer(*stream_).expires_after(t); }
 
   HttpsClientOptions options_;
@@ -245,6 +251,8 @@ class HttpsClient::Impl {
 
   RetryPolicy retry_;
   uint64_t connections_opened_ = 0;
+  uint64_t connections_resumed_ = 0;
+  std::string identity_tag_;  // SHA-256 of the client certificate: a session is that identity's
   int last_attempts_ = 0;
 };
 
@@ -266,6 +274,11 @@ Status HttpsClient::Impl::Init(const HttpsUrl& server, const SecretBytes& key_pe
     DM_RETURN_IF_ERROR(
         internal::LoadCertificateAndKey(ssl_ctx_, options_.client_cert_pem, key_pem, "client"));
     has_client_cert_ = true;
+    DM_ASSIGN_OR_RETURN(Bytes digest,
+                        crypto::Sha256(std::span<const uint8_t>(
+                            reinterpret_cast<const uint8_t*>(options_.client_cert_pem.data()),
+                            options_.client_cert_pem.size())));
+    identity_tag_ = crypto::HexEncode(digest);
   } else if (!key_pem.empty()) {
     return InvalidArgument("client key given without a client certificate");
   }
@@ -403,6 +416,10 @@ void HttpsClient::Impl::OnConnect(beast::error_code ec, const tcp::endpoint&) {
   } else {
     stream_->set_verify_mode(ssl::verify_peer);
     stream_->set_verify_callback(VerifyServerName(endpoint_->tls_name));
+    TlsResumption* saved = options_.resumption;
+    if (saved != nullptr && saved->session && saved->endpoint == ResumptionKey()) {
+      SSL_set_session(ssl, saved->session.get());
+    }
   }
   ArmTimer(options_.step_timeout);
   stream_->async_handshake(ssl::stream_base::client,
@@ -412,6 +429,7 @@ void HttpsClient::Impl::OnConnect(beast::error_code ec, const tcp::endpoint&) {
 void HttpsClient::Impl::OnHandshake(beast::error_code ec) {
   if (ec) return Fail(ec, Step::kHandshake);
   connected_ = true;
+  if (SSL_session_reused(stream_->native_handle()) == 1) ++connections_resumed_;
   StartWrite();
 }
 
@@ -437,6 +455,17 @@ void HttpsClient::Impl::OnRead(beast::error_code ec, size_t) {
     r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   }
   r.body = std::move(msg.body());
+  // TLS 1.3 tickets arrive after the handshake: by the end of a response the session is
+  // resumable. Never kept from a connection that skipped verification.
+  if (options_.resumption != nullptr && !options_.insecure_skip_verify) {
+    SSL_SESSION* s = SSL_get1_session(stream_->native_handle());
+    if (s != nullptr && SSL_SESSION_is_resumable(s) == 1) {
+      options_.resumption->session.reset(s, SSL_SESSION_free);
+      options_.resumption->endpoint = ResumptionKey();
+    } else {
+      SSL_SESSION_free(s);
+    }
+  }
   if (msg.keep_alive()) {
     beast::get_lowest_layer(*stream_).expires_never();
   } else {
@@ -573,6 +602,7 @@ Result<HttpResponse> HttpsClient::PostOnce(std::string_view path_or_url, std::st
 
 void HttpsClient::Close() { impl_->Close(); }
 uint64_t HttpsClient::connections_opened() const { return impl_->connections_opened(); }
+uint64_t HttpsClient::connections_resumed() const { return impl_->connections_resumed(); }
 int HttpsClient::last_attempts() const { return impl_->last_attempts(); }
 
 }  // namespace dm::transport

@@ -31,7 +31,19 @@
 #include "base/secret.h"
 #include "base/status.h"
 
+struct ssl_session_st;
+
 namespace dm::transport {
+
+// TLS session resumption from one client to the next (the fleet simulator keeps one per
+// simulated device). A resumed handshake skips both certificate verifications and signatures,
+// which were most of the server's work per session. The session holds a resumption secret:
+// it lives in memory only, never on disk. Resumed only with the exact endpoint and name it was
+// made for, after a full handshake that verified the server.
+struct TlsResumption {
+  std::string endpoint;
+  std::shared_ptr<ssl_session_st> session;
+};
 
 struct HttpsUrl {
   std::string host;  // without brackets for IPv6 literals
@@ -70,6 +82,7 @@ struct HttpsClientOptions {
   const Clock* clock = nullptr;                          // null: system clock (Retry-After dates)
   std::function<void(std::chrono::milliseconds)> sleep;  // null: really sleep
   std::function<double()> uniform01;                     // null: PRNG (backoff jitter)
+  TlsResumption* resumption = nullptr;  // resume from / save to this; null: full handshakes
 };
 
 class HttpsClient {
@@ -98,6 +111,8 @@ class HttpsClient {
   uint64_t connections_opened() const;
   // Attempts made by the last Post (1 when it succeeded at once).
   int last_attempts() const;
+  // Connections whose TLS handshake resumed a saved session.
+  uint64_t connections_resumed() const;
 
  private:
   class Impl;

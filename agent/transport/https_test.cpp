@@ -231,6 +231,40 @@ TEST_F(HttpsTest, KeepAliveReusesOneConnectionForASession) {
   EXPECT_EQ(seen_.requests[3].Header("MS-CV"), "cv.0.0.3");
 }
 
+// A saved session resumes on the next client's connection, the server still sees the client's
+// verified identity, and a session is never used for another identity or server.
+TEST_F(HttpsTest, ResumedSessionKeepsThePeerIdentityAndStaysWithItsIdentity) {
+  StartServer(ServerOptions(), Echo());
+  TlsResumption saved;
+  for (int i = 0; i < 3; ++i) {
+    HttpsClientOptions o = ClientOptions(Url());
+    o.resumption = &saved;
+    auto client = MakeClient(std::move(o));
+    ASSERT_NE(client, nullptr);
+    auto r = client->Post("", "<SyncML/>");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(client->connections_resumed(), i == 0 ? 0u : 1u) << "client " << i;
+    ASSERT_NE(saved.session, nullptr);
+  }
+  ASSERT_EQ(seen_.size(), 3u);
+  for (const PeerInfo& p : seen_.peers) {
+    EXPECT_TRUE(p.has_client_cert);
+    EXPECT_EQ(p.client_cert_cn, "device-1");
+    EXPECT_FALSE(p.client_cert_serial_hex.empty());
+  }
+  // Another client certificate: a full handshake, and the server sees that identity.
+  Leaf other = MakeLeaf(ca_, ClientCertOptions("device-2"));
+  HttpsClientOptions o = ClientOptions(Url());
+  o.client_cert_pem = other.cert;
+  o.client_key_pem = other.key.Clone();
+  o.resumption = &saved;
+  auto client = MakeClient(std::move(o));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Post("", "<SyncML/>").ok());
+  EXPECT_EQ(client->connections_resumed(), 0u);
+  EXPECT_EQ(seen_.peers.back().client_cert_cn, "device-2");
+}
+
 TEST_F(HttpsTest, ReconnectsOnceWhenTheServerClosedTheIdleConnection) {
   HttpsServerOptions so = ServerOptions();
   so.io_timeout = milliseconds(100);  // also the server's keep-alive idle timeout
