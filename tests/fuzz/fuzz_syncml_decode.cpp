@@ -2,13 +2,17 @@
 // (agent/syncml/codec.h). Besides "no crash, no leak, no hang" it checks two properties:
 //  - whatever Decode accepts, Encode writes a message Decode accepts again, with the same
 //    commands (the agent re-encodes what it decoded when it answers);
-//  - SalvageHeader never fails worse than nullopt on any input.
+//  - SalvageHeader never fails worse than nullopt on any input;
+//  - the fast XML reader (fast_xml.h) and the tinyxml2 path agree: whenever the fast one
+//    answers, the reference decodes the same bytes to a message that encodes identically.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "agent/syncml/codec.h"
+#include "agent/syncml/decode_internal.h"
 
 namespace {
 
@@ -26,6 +30,11 @@ bool HasErrors(const std::vector<dm::syncml::Command>& commands) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view xml(reinterpret_cast<const char*>(data), size);
   (void)dm::syncml::SalvageHeader(xml);
+  if (std::optional<dm::syncml::Message> fast = dm::syncml::internal::DecodeFast(xml)) {
+    dm::Result<dm::syncml::Message> reference = dm::syncml::internal::DecodeWithTinyxml2(xml);
+    if (!reference.ok()) std::abort();  // the fast reader accepted what tinyxml2 refuses
+    if (dm::syncml::Encode(*fast) != dm::syncml::Encode(*reference)) std::abort();
+  }
   dm::Result<dm::syncml::Message> decoded = dm::syncml::Decode(xml);
   if (!decoded.ok()) return 0;
   const dm::syncml::Message& m = *decoded;
