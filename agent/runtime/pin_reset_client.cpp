@@ -27,6 +27,17 @@ std::string CredentialsBody(std::string_view user, const container::ResetCredent
   return out;
 }
 
+// The request may have reached the service and its answer been lost: the sign-in may have
+// succeeded and used up the one-time code. Tell the user what to do. The container calls the
+// service before it changes anything, so a failed call leaves the device as it was.
+Status OutcomeUnknown(const Status& cause) {
+  return Status(cause.code(),
+                "PIN reset service: no usable answer to the sign-in (" + cause.message() +
+                    "). The service may already have used your one-time code and will not "
+                    "accept it again: wait for the next code from your authenticator app and try "
+                    "again. Nothing on this device was changed.");
+}
+
 }  // namespace
 
 RemotePinResetService::RemotePinResetService(EnrollmentState state,
@@ -61,16 +72,27 @@ Result<std::string> RemotePinResetService::PublicKeyPem() {
 }
 
 Result<std::string> RemotePinResetService::Call(std::string_view path, const std::string& body) {
-  DM_ASSIGN_OR_RETURN(
-      transport::HttpResponse resp,
-      client_->Post(BasePath(state_.pin_reset_url) + std::string(path), body, "application/json"));
+  // Sent once, never retried: the body carries the user's one-time code, which the service
+  // accepts only once. A retry after a lost answer would be refused as a wrong code although
+  // the first attempt may have succeeded.
+  Result<transport::HttpResponse> sent = client_->PostOnce(
+      BasePath(state_.pin_reset_url) + std::string(path), body, "application/json");
+  if (!sent.ok()) {
+    const Code code = sent.error().code();
+    if (code == Code::kUnavailable || code == Code::kDeadlineExceeded) {
+      return OutcomeUnknown(sent.error());
+    }
+    return sent.error();
+  }
+  const transport::HttpResponse& resp = *sent;
   if (resp.status == 200) return resp.body;
   json err = json::parse(resp.body, nullptr, false);
   std::string message = err.is_object() ? err.value("message", "") : "";
-  std::string code = err.is_object() ? err.value("error", "") : "";
   std::string text = "PIN reset service: " + (message.empty() ? resp.body : message);
   if (resp.status == 401) return Unauthenticated(text);
   if (resp.status == 403) return PermissionDenied(text);
+  // A server error may come after the code was checked (and so used up).
+  if (resp.status >= 500) return OutcomeUnknown(transport::HttpStatusToStatus(resp));
   return transport::HttpStatusToStatus(resp).WithContext(text);
 }
 

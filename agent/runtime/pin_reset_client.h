@@ -1,6 +1,9 @@
 // The PIN reset service over HTTPS (dmserver's /PinReset/*), behind the same interface as the
 // in-process service, so the container's reset code does not know which one it talks to.
 // Mutual TLS with the device's enrollment identity: the service only answers enrolled devices.
+// The calls that carry the user's one-time code are sent once, never retried (the service takes
+// a code once); when their answer is lost (Unavailable / DeadlineExceeded, or a 5xx) the error
+// tells the user to wait for the next authenticator code and try again.
 #pragma once
 
 #include <memory>

@@ -385,6 +385,10 @@ class FlakyFrontEnd {
 void PointAt(agent::Device& d, const std::string& url) {
   ASSERT_TRUE(d.SetSetting("enrollment.management_url", url).ok());
 }
+// The same for the PIN reset service (enrollment stores its /PinReset/recover URL).
+void PointPinResetAt(agent::Device& d, const std::string& base_url) {
+  ASSERT_TRUE(d.SetSetting("enrollment.pin_reset_url", base_url + "/PinReset/recover").ok());
+}
 
 TEST_F(AgentServerTest, ServerErrorsAreRetriedWithBackoffAndRetryAfter) {
   agent::Device& d = NewDevice("laptop");
@@ -592,6 +596,58 @@ TEST_F(NetworkFaultTest, DropAfterTheServerRecordedTheStatusesLosesNothing) {
   EXPECT_EQ(WebSignIn(d), "idp.fabrikam.test") << "so the device must have the value";
   EXPECT_EQ(OutboxSize(d), 0u) << "the report's 200 came in the first answer";
   ASSERT_NO_FATAL_FAILURE(ExpectConverged(d));
+}
+
+// The PIN reset sign-in carries the user's one-time code, which dmserver accepts once. The
+// server checks it (and so uses it up), then the connection drops mid-answer: the agent must not
+// resend the code (the retry would be refused as a wrong code although the user typed
+// everything right). The reset fails saying what happened and what to do, the device is as it
+// was, and the next authenticator code works.
+TEST_F(NetworkFaultTest, LostPinResetAnswerIsNotRetriedAndTheNextCodeWorks) {
+  agent::Device& d = Prepare();
+  PointPinResetAt(d, front_->faults().BaseUrl());
+  auto before = d.containers().Info(kAlice);
+  ASSERT_TRUE(before.ok()) << before.error().ToString();
+  auto service = agent::RemotePinResetService::Connect(d);
+  ASSERT_TRUE(service.ok()) << service.error().ToString();
+  const std::string code = Credentials().otp_code;
+  auto with_code = [](const std::string& otp) {
+    return container::ResetCredentials{.password = SecretBytes(kPassword), .otp_code = otp};
+  };
+
+  front_->faults().InjectFaults({transport::Fault::kResetInResponse});
+  auto lost =
+      d.containers().ResetPinDestructive(kAlice, **service, with_code(code), SecretBytes("135790"));
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().code(), Code::kUnavailable) << lost.error().ToString();
+  const std::string& message = lost.error().message();
+  EXPECT_NE(message.find("may already have used your one-time code"), std::string::npos) << message;
+  EXPECT_NE(message.find("wait for the next code"), std::string::npos) << message;
+  EXPECT_NE(message.find("Nothing on this device was changed"), std::string::npos) << message;
+  EXPECT_EQ(front_->faults().handler_calls(), 1) << "sent once, not retried";
+
+  // Nothing changed on the device: same key and certificate, the old PIN still unlocks.
+  auto kept = d.containers().Info(kAlice);
+  ASSERT_TRUE(kept.ok()) << kept.error().ToString();
+  EXPECT_EQ(kept->thumbprint, before->thumbprint);
+  EXPECT_EQ(kept->certificate_pem, before->certificate_pem);
+  EXPECT_EQ(kept->public_key_pem, before->public_key_pem);
+  EXPECT_TRUE(d.containers().Unlock(kAlice, SecretBytes("246810")).ok());
+
+  // The server did take the code, which is why a retry could only have failed.
+  auto again =
+      d.containers().ResetPinDestructive(kAlice, **service, with_code(code), SecretBytes("135790"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), Code::kUnauthenticated) << again.error().ToString();
+  EXPECT_EQ(front_->faults().handler_calls(), 2);
+
+  // The next code (one TOTP step later) signs in and the reset goes through.
+  auto reset = d.containers().ResetPinDestructive(
+      kAlice, **service, Credentials(std::chrono::seconds(30)), SecretBytes("135790"));
+  ASSERT_TRUE(reset.ok()) << reset.error().ToString();
+  EXPECT_NE(reset->thumbprint, before->thumbprint);
+  EXPECT_EQ(front_->faults().handler_calls(), 3);
+  EXPECT_TRUE(d.containers().Unlock(kAlice, SecretBytes("135790")).ok());
 }
 
 // `dmagent run`: polls, and stops cleanly between sessions on SIGTERM.
