@@ -80,8 +80,21 @@ bool ReadAll(int fd, void* data, size_t n) {
                            DaemonCounters counters) {
   PassReport report;
   Result<std::chrono::milliseconds> wait = [&]() -> Result<std::chrono::milliseconds> {
-    DM_ASSIGN_OR_RETURN(auto device, open_device());
-    return RunDaemonPass(*device, options, counters);
+    auto device = open_device();
+    if (!device.ok()) {
+      // The database busy with another dmagent command is worth waiting for; a missing,
+      // damaged or unreadable one is not.
+      const Code code = device.error().code();
+      if (code != Code::kUnavailable && code != Code::kDeadlineExceeded) return device.error();
+      ++counters.failures;
+      auto backoff = std::min<std::chrono::milliseconds>(
+          options.initial_backoff * (1 << std::min(counters.failures - 1, 16)),
+          options.max_backoff);
+      spdlog::warn("cannot open the device ({}); retrying in {} s", device.error().ToString(),
+                   std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
+      return backoff;
+    }
+    return RunDaemonPass(**device, options, counters);
   }();
   if (wait.ok()) {
     report.wait_ms = wait->count();

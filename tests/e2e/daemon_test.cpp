@@ -50,6 +50,21 @@ TEST_F(DaemonTest, ACrashingSessionCostsABackoffNotTheDaemon) {
   EXPECT_EQ(Lines(marks), 3);  // three passes, each in its own process
 }
 
+TEST_F(DaemonTest, ABusyDatabaseIsWaitedForNotFatal) {
+  const fs::path marks = dir_ / "marks";
+  DaemonOptions o;
+  o.max_sessions = 2;
+  o.initial_backoff = std::chrono::seconds(0);
+  Status s = RunDaemon(
+      [&]() -> Result<std::unique_ptr<Device>> {
+        std::ofstream(marks, std::ios::app) << "open\n";
+        return Unavailable("database is locked");
+      },
+      o);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Lines(marks), 2);
+}
+
 TEST_F(DaemonTest, AnErrorRetryingCannotFixEndsTheDaemonWithTheChildsMessage) {
   DaemonOptions o;
   o.max_sessions = 5;
