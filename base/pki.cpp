@@ -393,16 +393,11 @@ Result<CertIdentity> IdentityOf(const X509* cert) {
 
 Result<CertInfo> ParseCertificate(std::string_view cert_pem) {
   DM_ASSIGN_OR_RETURN(X509Ptr cert, LoadCert(cert_pem));
+  DM_ASSIGN_OR_RETURN(CertIdentity id, IdentityOf(cert.get()));
   CertInfo info;
-  info.subject_cn = NameCn(X509_get_subject_name(cert.get()));
+  info.subject_cn = std::move(id.subject_cn);
+  info.serial_hex = std::move(id.serial_hex);
   info.issuer_cn = NameCn(X509_get_issuer_name(cert.get()));
-
-  BnPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr));
-  if (!serial) return SslFailure(Code::kInvalidArgument, "certificate serial");
-  char* hex = BN_bn2hex(serial.get());
-  if (hex == nullptr) return SslFailure(Code::kInternal, "serial to hex");
-  info.serial_hex = hex;
-  OPENSSL_free(hex);
 
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
