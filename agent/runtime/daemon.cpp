@@ -43,6 +43,13 @@ Result<csp::PollSchedule> Schedule(Device& device) {
   return csp::ReadPollSchedule(device.db(), providers.front());
 }
 
+// One more failure in a row, and the exponential backoff it earns (capped by max_backoff).
+std::chrono::milliseconds NextBackoff(const DaemonOptions& options, DaemonCounters& counters) {
+  ++counters.failures;
+  return std::min<std::chrono::milliseconds>(
+      options.initial_backoff * (1 << std::min(counters.failures - 1, 16)), options.max_backoff);
+}
+
 // What a session child tells the daemon through a pipe.
 struct PassReport {
   int64_t wait_ms = 0;
@@ -86,10 +93,7 @@ bool ReadAll(int fd, void* data, size_t n) {
       // damaged or unreadable one is not.
       const Code code = device.error().code();
       if (code != Code::kUnavailable && code != Code::kDeadlineExceeded) return device.error();
-      ++counters.failures;
-      auto backoff = std::min<std::chrono::milliseconds>(
-          options.initial_backoff * (1 << std::min(counters.failures - 1, 16)),
-          options.max_backoff);
+      const auto backoff = NextBackoff(options, counters);
       spdlog::warn("cannot open the device ({}); retrying in {} s", device.error().ToString(),
                    std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
       return backoff;
@@ -129,10 +133,8 @@ Result<std::chrono::milliseconds> RunDaemonPass(Device& device, const DaemonOpti
   }
   const Status& st = result.error();
   if (st.code() == Code::kIoError || st.code() == Code::kCorruption) return st;
-  ++counters.failures;
-  auto backoff = options.initial_backoff * (1 << std::min(counters.failures - 1, 16));
-  auto wait = std::min<std::chrono::milliseconds>(
-      std::min<std::chrono::milliseconds>(backoff, options.max_backoff), regular);
+  // Never later than the next regular poll would have been.
+  const auto wait = std::min(NextBackoff(options, counters), regular);
   spdlog::warn("session failed ({}); retrying in {} s", st.ToString(),
                std::chrono::duration_cast<std::chrono::seconds>(wait).count());
   return wait;
@@ -173,10 +175,7 @@ Status RunDaemon(const DeviceOpener& open_device, const DaemonOptions& options) 
     std::chrono::milliseconds wait{0};
     if (!got) {
       // The session process died (a crash, or killed): back off as after a failed session.
-      ++counters.failures;
-      wait = std::min<std::chrono::milliseconds>(
-          options.initial_backoff * (1 << std::min(counters.failures - 1, 16)),
-          options.max_backoff);
+      wait = NextBackoff(options, counters);
       spdlog::error("the session process ended abnormally ({} {}); retrying in {} s",
                     WIFSIGNALED(status) ? "signal" : "exit status",
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
