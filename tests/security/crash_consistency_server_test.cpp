@@ -22,7 +22,6 @@
 // start-up, the TLS exchange or the final commit; the test prints what it used. On a slow
 // machine it stops after DMAGENT_CRASH_BUDGET_SECONDS (default 100) but needs 100 iterations.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -30,7 +29,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -46,6 +44,7 @@
 #include "samples/server/admin.h"
 #include "samples/server/report.h"
 #include "samples/server/server.h"
+#include "tests/security/crash_support.h"
 #include "tests/security/dmagent_process.h"
 
 namespace dm::testing {
@@ -63,17 +62,6 @@ constexpr char kWebSignIn[] =
 constexpr char kRecovery[] =
     "./Device/Vendor/MSFT/PassportForWork/72f988bf-86f1-41af-91ab-2d7cd011db47/Policies/"
     "EnablePinRecovery";
-constexpr char kLastReportHashKey[] = "agent.last_report_sha256";  // agent/runtime/sync.cpp
-
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
-
-void WriteAll(const fs::path& p, std::string_view s) {
-  std::ofstream out(p, std::ios::binary);
-  out << s;
-}
 
 std::string Sha256Hex(std::string_view s) {
   auto d = crypto::Sha256(
@@ -257,27 +245,7 @@ class CrashConsistencyServerTest : public ::testing::Test {
     return v;
   }
 
-  // PRAGMA integrity_check through the sqlite3 API (what a recovering agent would see).
-  std::string IntegrityCheck() {
-    sqlite3* db = nullptr;
-    std::string result;
-    if (sqlite3_open_v2((state_ / "dmagent.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) !=
-        SQLITE_OK) {
-      result = std::string("open: ") + sqlite3_errmsg(db);
-    } else {
-      sqlite3_stmt* st = nullptr;
-      if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) != SQLITE_OK) {
-        result = std::string("prepare: ") + sqlite3_errmsg(db);
-      } else {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-          result += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-        }
-        sqlite3_finalize(st);
-      }
-    }
-    sqlite3_close(db);
-    return result;
-  }
+  fs::path Database() const { return state_ / "dmagent.db"; }
 
   Result<std::unique_ptr<agent::Device>> OpenDevice() {
     agent::DeviceOptions o;
@@ -318,7 +286,7 @@ class CrashConsistencyServerTest : public ::testing::Test {
     agent::Outbox outbox(d.db(), d.clock());
     auto pending = outbox.Pending();
     ASSERT_TRUE(pending.ok());
-    auto last = d.Setting(kLastReportHashKey);
+    auto last = d.Setting(agent::kLastReportHashKey);
     ASSERT_TRUE(last.ok());
     ASSERT_TRUE(last->has_value()) << "the device never queued a report";
     if (pending->empty()) {
@@ -344,7 +312,7 @@ class CrashConsistencyServerTest : public ::testing::Test {
       ASSERT_TRUE(device.ok()) << device.error().ToString();
       auto pending = agent::Outbox((*device)->db(), (*device)->clock()).Pending();
       auto xml = (*device)->policy().ReportXml();
-      auto last = (*device)->Setting(kLastReportHashKey);
+      auto last = (*device)->Setting(agent::kLastReportHashKey);
       ASSERT_TRUE(pending.ok() && xml.ok() && last.ok());
       quiet = pending->empty() && Sha256Hex(*xml) == last->value_or("");
     }
@@ -500,7 +468,7 @@ TEST_F(CrashConsistencyServerTest, KillsDuringSyncAndPinResetNeverLoseOrStrand) 
     }
 
     // 1. The file is sound.
-    ASSERT_EQ(IntegrityCheck(), "ok");
+    ASSERT_EQ(IntegrityCheck(Database()), "ok");
 
     {
       auto device = OpenDevice();
@@ -565,7 +533,7 @@ TEST_F(CrashConsistencyServerTest, KillsDuringSyncAndPinResetNeverLoseOrStrand) 
         current = other;
       }
       ASSERT_NO_FATAL_FAILURE(ExpectSyncConverges(pins[current]));
-      ASSERT_EQ(IntegrityCheck(), "ok");
+      ASSERT_EQ(IntegrityCheck(Database()), "ok");
     }
     ASSERT_FALSE(HasFailure());
     ++done;

@@ -13,14 +13,12 @@
 // machine, 1.2 x the slower of an uninterrupted reboot and sign-in (so kills also land in the write
 // at the end of an operation, not only in start-up); the test prints the value it used.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,6 +33,7 @@
 #include "base/crypto.h"
 #include "base/pki.h"
 #include "csp/dm_tree.h"
+#include "tests/security/crash_support.h"
 #include "tests/security/dmagent_process.h"
 
 namespace dm::testing {
@@ -45,16 +44,6 @@ namespace fs = std::filesystem;
 constexpr char kUser[] = "carol@contoso.test";
 constexpr char kWebSignIn[] =
     "./Device/Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls";
-
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
-
-void WriteAll(const fs::path& p, std::string_view s) {
-  std::ofstream out(p, std::ios::binary);
-  out << s;
-}
 
 std::string ReplaceMessage(int n) {
   return "<SyncML xmlns=\"SYNCML:SYNCML1.2\"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2"
@@ -121,27 +110,7 @@ class CrashConsistencyTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << args[0] << ": " << r.out << r.err;
   }
 
-  // PRAGMA integrity_check through the sqlite3 API (what a recovering agent would see).
-  std::string IntegrityCheck() {
-    sqlite3* db = nullptr;
-    std::string result;
-    if (sqlite3_open_v2((state_ / "dmagent.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) !=
-        SQLITE_OK) {
-      result = std::string("open: ") + sqlite3_errmsg(db);
-    } else {
-      sqlite3_stmt* st = nullptr;
-      if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) != SQLITE_OK) {
-        result = std::string("prepare: ") + sqlite3_errmsg(db);
-      } else {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-          result += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-        }
-        sqlite3_finalize(st);
-      }
-    }
-    sqlite3_close(db);
-    return result;
-  }
+  fs::path Database() const { return state_ / "dmagent.db"; }
 
   Result<std::unique_ptr<agent::Device>> OpenDevice() {
     agent::DeviceOptions o;
@@ -252,7 +221,7 @@ TEST_F(CrashConsistencyTest, RandomKillsNeverCorruptOrLoseAcknowledgedState) {
     }
 
     // 1. The file is sound.
-    ASSERT_EQ(IntegrityCheck(), "ok");
+    ASSERT_EQ(IntegrityCheck(Database()), "ok");
 
     // 2. What the run acknowledged, and which PIN is in force.
     {
@@ -348,7 +317,7 @@ TEST_F(CrashConsistencyTest, RandomKillsNeverCorruptOrLoseAcknowledgedState) {
       EXPECT_NE(dump.find(kUser), std::string::npos) << dump;
       EXPECT_NE(dump.find("\"BootCount\":" + std::to_string(boots)), std::string::npos)
           << "status disagrees with the recorded boot count " << boots << ": " << dump;
-      ASSERT_EQ(IntegrityCheck(), "ok");
+      ASSERT_EQ(IntegrityCheck(Database()), "ok");
     }
     ++done;
   }
@@ -415,7 +384,7 @@ TEST_F(CrashConsistencyTest, KilledFirstEnrollmentConverges) {
     ASSERT_FALSE(r.timed_out);
     if (r.killed) ++killed;
     if (fs::exists(state_ / "dmagent.db")) {
-      ASSERT_EQ(IntegrityCheck(), "ok");
+      ASSERT_EQ(IntegrityCheck(Database()), "ok");
     }
     ProcessResult again = Agent(enroll);
     ASSERT_EQ(again.exit_code, 0) << "enrollment does not converge: " << again.err;
