@@ -13,12 +13,6 @@
 #include "csp/reboot.h"
 
 namespace dm::agent {
-namespace {
-
-constexpr char kLastReportHashKey[] = "agent.last_report_sha256";
-
-}  // namespace
-
 Status QueueReportIfChanged(Device& device) {
   DM_RETURN_IF_ERROR(device.policy().Evaluate());
   DM_ASSIGN_OR_RETURN(std::string xml, device.policy().ReportXml());

@@ -23,6 +23,8 @@ inline constexpr char kReportAlertType[] = "com.dmagent/MDM/ComplianceReport";
 // settings-table key: shell command run by the reboot step after the state changes (a real
 // reboot on a real device, e.g. "systemctl reboot"); absent = simulate only.
 inline constexpr char kRebootCommandKey[] = "agent.reboot_command";
+// settings-table key: SHA-256 (hex) of the last report queued in the outbox.
+inline constexpr char kLastReportHashKey[] = "agent.last_report_sha256";
 
 struct SyncOptions {
   bool server_initiated = false;  // Alert 1200 instead of 1201
