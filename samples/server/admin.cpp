@@ -155,6 +155,7 @@ Result<json> Dispatch(Store& store, std::string_view op, const json& args) {
 }  // namespace
 
 Result<json> RunAdmin(Store& store, std::string_view op, const json& args) {
+  auto lock = store.Lock();
   if (!args.is_object()) return InvalidArgument("arguments must be a JSON object");
   try {
     return Dispatch(store, op, args);

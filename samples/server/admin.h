@@ -27,7 +27,7 @@
 
 namespace dm::server {
 
-// Caller holds the store lock.
+// Takes the store lock for the operation (every caller needs exactly that).
 Result<nlohmann::json> RunAdmin(Store& store, std::string_view op, const nlohmann::json& args);
 
 }  // namespace dm::server

@@ -72,7 +72,6 @@ int Admin(const ServerOptions& options, const std::string& op, const json& args,
           bool print = true) {
   auto store = dm::server::OpenStore(options);
   if (!store.ok()) return Fail(store.error());
-  auto lock = (*store)->Lock();
   auto result = dm::server::RunAdmin(**store, op, args);
   if (!result.ok()) return Fail(result.error());
   if (print) std::cout << PrettyJson(*result) << "\n";
@@ -255,7 +254,6 @@ int main(int argc, char** argv) {
   if (*tenant_add) {
     auto store = dm::server::OpenStore(options);
     if (!store.ok()) return Fail(store.error());
-    auto lock = (*store)->Lock();
     auto result = dm::server::RunAdmin(**store, "tenant.add",
                                        json{{"name", name}, {"id", id}, {"federated", federated}});
     if (!result.ok()) return Fail(result.error());

@@ -325,7 +325,6 @@ HttpResponse DmServer::Impl::Admin(const HttpRequest& request, std::string_view 
   } else {
     return JsonError(405, "method_not_allowed", "use GET or POST");
   }
-  auto lock = store->Lock();
   auto result = RunAdmin(*store, op, args);
   if (!result.ok()) return StatusError(result.error());
   return JsonResponse(200, *result);

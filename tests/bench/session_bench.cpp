@@ -42,7 +42,6 @@ struct World {
   bool alternate = false;
 
   Result<json> Admin(const std::string& op, const json& args) {
-    auto lock = server->store().Lock();
     return server::RunAdmin(server->store(), op, args);
   }
 

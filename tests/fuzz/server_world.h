@@ -35,7 +35,6 @@ struct ServerWorld {
 
 inline nlohmann::json MustAdmin(server::Store& store, const std::string& op,
                                 const nlohmann::json& args) {
-  auto lock = store.Lock();
   auto r = server::RunAdmin(store, op, args);
   if (!r.ok()) SetupFailed(op + ": " + r.error().ToString());
   return *r;

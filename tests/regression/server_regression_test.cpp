@@ -94,13 +94,9 @@ TEST_F(ServerRegressionTest, FederationLoginWithInvalidUtf8UpnIsStillJson) {
 
 TEST_F(ServerRegressionTest, DeviceReportWithInvalidUtf8DoesNotBreakTheAdminReport) {
   // An enrolled device reports a user name and reason that are not UTF-8.
-  json tenant;
-  {
-    auto lock = server_->store().Lock();
-    auto t = RunAdmin(server_->store(), "tenant.add", {{"name", "Fabrikam"}});
-    ASSERT_TRUE(t.ok()) << t.error().ToString();
-    tenant = *t;
-  }
+  auto t = RunAdmin(server_->store(), "tenant.add", {{"name", "Fabrikam"}});
+  ASSERT_TRUE(t.ok()) << t.error().ToString();
+  json tenant = *t;
   auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
   ASSERT_TRUE(key.ok());
   auto csr = pki::CreateCsr(key->private_pem, kDevId);

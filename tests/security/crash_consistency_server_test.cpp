@@ -140,7 +140,6 @@ class CrashConsistencyServerTest : public ::testing::Test {
   }
 
   json Admin(const std::string& op, const json& args) {
-    auto lock = server_->store().Lock();
     auto r = server::RunAdmin(server_->store(), op, args);
     EXPECT_TRUE(r.ok()) << op << ": " << r.error().ToString();
     return r.ok() ? *r : json();
