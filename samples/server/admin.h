@@ -2,20 +2,22 @@
 // (POST /admin/v1/<op> with the same JSON). Secrets (password, TOTP secret) only travel in the
 // JSON body or on the CLI's stdin, never in argv or logs.
 //
-// op            arguments (JSON object)                                      result
-// tenant.add    name, id?, federated?                                        id, name, federated,
-// enrollment_token tenant.list   - tenants[] user.add      tenant?, upn, password, totp_secret?
-// (base32; generated     upn, tenant, totp_secret? (only when
-//               when absent)                                                 generated)
-// group.add     tenant?, name, kind ("user" | "device")                      name, kind
-// group.member  tenant?, group, member (UPN or DevId), remove?                group, member,
-// removed profile.add   tenant?, name, replace?, settings[]: {uri, value?, format?   name, settings
-//               ("chr"), type? ("text/plain"), verb? ("Replace"|"Add")} or
-//               {raw: "<Replace>...</Replace>"}
-// assign        tenant?, profile, group, mode? ("include"|"exclude"), remove?
-// consent       tenant?, app ("service"|"client"|app id), granted? (true)    tenant, service,
-// client report        -                                                            see report.h
-// device.report device                                                       device, report (XML)
+// Operations, their arguments (JSON object) -> result:
+//   tenant.add     name, id?, federated? -> id, name, federated, enrollment_token
+//   tenant.list    - -> tenants[]
+//   user.add       tenant?, upn, password, totp_secret? (base32; generated when absent)
+//                  -> upn, tenant, totp_secret (only when generated)
+//   group.add      tenant?, name, kind ("user" | "device"), all? (every device or user of the
+//                  tenant is a member) -> name, kind, all, tenant
+//   group.member   tenant?, group, member (UPN or DevId), remove? -> group, member, removed
+//   profile.add    tenant?, name, replace?, settings[]: {uri, value?, format? ("chr"),
+//                  type? ("text/plain"), verb? ("Replace" | "Add")} or
+//                  {raw: "<Replace>...</Replace>"} -> name, tenant, settings
+//   assign         tenant?, profile, group, mode? ("include" | "exclude"), remove?
+//   consent        tenant?, app ("service" | "client" | app id), granted? (true)
+//                  -> tenant, service, client
+//   report         - -> see report.h
+//   device.report  device -> device, report (XML)
 // `tenant` is an id or name; omitted, the only tenant.
 #pragma once
 
