@@ -14,8 +14,9 @@
 //                  type? ("text/plain"), verb? ("Replace" | "Add")} or
 //                  {raw: "<Replace>...</Replace>"} -> name, tenant, settings
 //   assign         tenant?, profile, group, mode? ("include" | "exclude"), remove?
+//                  -> profile, group, mode, removed
 //   consent        tenant?, app ("service" | "client" | app id), granted? (true)
-//                  -> tenant, service, client
+//                  -> the tenant: id, name, federated, consent {service, client}
 //   report         - -> see report.h
 //   device.report  device -> device, report (XML)
 // `tenant` is an id or name; omitted, the only tenant.
