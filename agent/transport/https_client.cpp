@@ -274,11 +274,13 @@ Status HttpsClient::Impl::Init(const HttpsUrl& server, const SecretBytes& key_pe
     DM_RETURN_IF_ERROR(
         internal::LoadCertificateAndKey(ssl_ctx_, options_.client_cert_pem, key_pem, "client"));
     has_client_cert_ = true;
-    DM_ASSIGN_OR_RETURN(Bytes digest,
-                        crypto::Sha256(std::span<const uint8_t>(
-                            reinterpret_cast<const uint8_t*>(options_.client_cert_pem.data()),
-                            options_.client_cert_pem.size())));
-    identity_tag_ = crypto::HexEncode(digest);
+    if (options_.resumption != nullptr) {  // only a saved session needs to know whose it is
+      DM_ASSIGN_OR_RETURN(Bytes digest,
+                          crypto::Sha256(std::span<const uint8_t>(
+                              reinterpret_cast<const uint8_t*>(options_.client_cert_pem.data()),
+                              options_.client_cert_pem.size())));
+      identity_tag_ = crypto::HexEncode(digest);
+    }
   } else if (!key_pem.empty()) {
     return InvalidArgument("client key given without a client certificate");
   }
