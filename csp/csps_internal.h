@@ -8,6 +8,9 @@
 namespace dm::storage {
 class Database;
 }
+namespace dm::container {
+class ContainerStore;
+}
 namespace dm::policy {
 class PolicyEngine;
 struct SettingDef;
@@ -38,6 +41,7 @@ NodeDef DmClientCsp();
 NodeDef RebootCsp(storage::Database& db, const Clock& clock);
 NodeDef PassportForWorkCsp(storage::Database& db, const Clock& clock, policy::PolicyEngine& engine);
 NodeDef PolicyCsp(policy::PolicyEngine& engine);
-NodeDef DmAgentCsp(policy::PolicyEngine& engine);
+NodeDef DmAgentCsp(policy::PolicyEngine& engine, storage::Database& db,
+                   container::ContainerStore& containers);
 
 }  // namespace dm::csp

@@ -9,7 +9,8 @@
 namespace dm::csp {
 
 std::unique_ptr<DmTree> MakeDeviceTree(storage::Database& db, policy::PolicyEngine& engine,
-                                       const Clock& clock, DeviceTreeOptions options) {
+                                       container::ContainerStore& containers, const Clock& clock,
+                                       DeviceTreeOptions options) {
   HostFactsSource host = options.host_facts;
   if (!host) host = [] { return ReadHostFacts("/"); };
   auto tree = std::make_unique<Tree>(db, clock);
@@ -19,7 +20,7 @@ std::unique_ptr<DmTree> MakeDeviceTree(storage::Database& db, policy::PolicyEngi
   tree->Mount("Vendor/MSFT", RebootCsp(db, clock));
   tree->Mount("Vendor/MSFT", PassportForWorkCsp(db, clock, engine));
   tree->Mount("Vendor/MSFT", PolicyCsp(engine));
-  tree->Mount("Vendor/MSFT", DmAgentCsp(engine));
+  tree->Mount("Vendor/MSFT", DmAgentCsp(engine, db, containers));
   tree->SetOnCommitted([&engine] {
     Status s = engine.Evaluate();
     if (!s.ok()) spdlog::error("policy evaluation after commit failed: {}", s.ToString());

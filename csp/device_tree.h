@@ -14,6 +14,9 @@
 namespace dm::storage {
 class Database;
 }
+namespace dm::container {
+class ContainerStore;
+}
 namespace dm::policy {
 class PolicyEngine;
 }
@@ -25,7 +28,10 @@ struct DeviceTreeOptions {
   HostFactsSource host_facts;
 };
 
+// `containers` receives the PIN reset service key a server sets through the DMAgent CSP; it
+// is the store `engine` works on.
 std::unique_ptr<DmTree> MakeDeviceTree(storage::Database& db, policy::PolicyEngine& engine,
-                                       const Clock& clock, DeviceTreeOptions options = {});
+                                       container::ContainerStore& containers, const Clock& clock,
+                                       DeviceTreeOptions options = {});
 
 }  // namespace dm::csp

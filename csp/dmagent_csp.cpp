@@ -1,5 +1,5 @@
-// ./Vendor/MSFT/DMAgent: the agent's own reporting CSP (ARCHITECTURE decision 6), all Get,
-// device scope:
+// ./Vendor/MSFT/DMAgent: the agent's own reporting CSP (ARCHITECTURE decision 6), device
+// scope; these are Get only:
 //   Report                                  xml  PolicyEngine::ReportXml()
 //   Compliance/{Setting}/{State,Source,Reason,Desired,Effective,TakesEffect}
 //                                                the device-level status of each setting
@@ -10,7 +10,16 @@
 // {Setting} is the catalog name as one segment, its '/' percent-encoded:
 //   ./Vendor/MSFT/DMAgent/Compliance/PassportForWork%2FEnablePinRecovery/State
 // Values are as of the last evaluation (the tree evaluates after every committed message).
+// What the server configures here (Subscriptions, Services) is described in csp/dmagent_csp.h.
+#include "csp/dmagent_csp.h"
+
+#include <cctype>
+
+#include "base/crypto.h"
+#include "container/container.h"
 #include "csp/csps_internal.h"
+#include "csp/device_facts.h"
+#include "csp/node_store.h"
 #include "policy/catalog.h"
 #include "policy/policy.h"
 
@@ -74,9 +83,84 @@ GetHook RecoveryField(policy::PolicyEngine& engine, bool reason) {
   };
 }
 
+constexpr char kComplianceAlertPath[] = "Vendor/MSFT/DMAgent/Subscriptions/ComplianceAlert";
+
+Status ZeroOrOne(const NodeAddress& a, std::string_view v) {
+  if (v == "0" || v == "1") return Status::Ok();
+  return InvalidArgument(a.Uri() + " takes 0 or 1, got " + std::string(v));
+}
+
+// An absolute https URL with a host, printable ASCII without spaces, of bounded length: the
+// agent POSTs to it with the device's credentials, so nothing else is taken.
+Status HttpsUrl(const NodeAddress& a, std::string_view v) {
+  constexpr std::string_view kScheme = "https://";
+  if (v.size() > kMaxServiceUrlLength) {
+    return InvalidArgument(a.Uri() + ": the URL is longer than " +
+                           std::to_string(kMaxServiceUrlLength) + " characters");
+  }
+  if (v.substr(0, kScheme.size()) != kScheme) {
+    return InvalidArgument(a.Uri() + " takes an https:// URL");
+  }
+  std::string_view host = v.substr(kScheme.size());
+  host = host.substr(0, host.find_first_of("/?#"));
+  if (host.empty() || host.front() == ':' || host.find('@') != std::string_view::npos) {
+    return InvalidArgument(a.Uri() + ": the URL has no host (or carries credentials)");
+  }
+  for (char c : v) {
+    if (!std::isgraph(static_cast<unsigned char>(c))) {
+      return InvalidArgument(a.Uri() + ": the URL contains a space or control character");
+    }
+  }
+  return Status::Ok();
+}
+
+Status RsaPublicKey(const NodeAddress& a, std::string_view v) {
+  if (v.size() > kMaxPublicKeyPemLength) {
+    return InvalidArgument(a.Uri() + ": the key is longer than " +
+                           std::to_string(kMaxPublicKeyPemLength) + " characters");
+  }
+  // Usable means a protector can be encrypted to it (what the container store requires too).
+  Status usable = crypto::RsaOaepEncrypt(v, Bytes(32)).status();
+  if (!usable.ok()) {
+    return InvalidArgument(a.Uri() + " takes an RSA public key (SPKI PEM): " + usable.message());
+  }
+  return Status::Ok();
+}
+
+// A Services leaf: its value lives in the settings table under `key`; `also` runs with every
+// write ("" on Delete) inside the command's transaction.
+NodeDef ServiceLeaf(storage::Database& db, const char* name, const char* key,
+                    std::function<Status(const NodeAddress&, std::string_view)> validate,
+                    std::function<Status(std::string_view)> also = {}) {
+  NodeDef d = std::move(Leaf(name, Format::kChr, access::kDelete | access::kGet | access::kReplace,
+                             Storage::kExternal))
+                  .Validate(std::move(validate));
+  d.read = [&db, key](const NodeAddress&) -> Result<std::optional<std::string>> {
+    DM_ASSIGN_OR_RETURN(auto v, ReadFact(db, key));
+    if (v && v->empty()) return std::optional<std::string>();
+    return v;
+  };
+  d.write = [&db, key, also](const NodeAddress&, std::string_view v) -> Status {
+    if (also) DM_RETURN_IF_ERROR(also(v));
+    return WriteFact(db, key, v);
+  };
+  d.clear = [&db, key, also](const NodeAddress&) -> Status {
+    if (also) DM_RETURN_IF_ERROR(also(""));
+    return WriteFact(db, key, "");
+  };
+  return d;
+}
+
 }  // namespace
 
-NodeDef DmAgentCsp(policy::PolicyEngine& engine) {
+Result<bool> ComplianceAlertSubscribed(storage::Database& db) {
+  NodeStore store(db, Clock::System());
+  DM_ASSIGN_OR_RETURN(auto row, store.Find(NodeKey{UriScope::kDevice, "", kComplianceAlertPath}));
+  return row && row->value == "1";
+}
+
+NodeDef DmAgentCsp(policy::PolicyEngine& engine, storage::Database& db,
+                   container::ContainerStore& containers) {
   NodeDef report = ComputedLeaf(
       "Report", Format::kXml, [&engine](const NodeAddress&) -> Result<std::optional<std::string>> {
         DM_ASSIGN_OR_RETURN(std::string xml, engine.ReportXml());
@@ -89,12 +173,28 @@ NodeDef DmAgentCsp(policy::PolicyEngine& engine) {
                        Interior("Compliance", access::kGet, Storage::kPermanent,
                                 {SettingNode(engine, /*per_user=*/true)})});
   user.instances = [&engine](const NodeAddress&) { return engine.Users(); };
+  NodeDef alert = std::move(Leaf("ComplianceAlert", Format::kInt, access::kGet | access::kReplace,
+                                 Storage::kStored))
+                      .Default("0")
+                      .Validate(ZeroOrOne);
+  auto install_key = [&containers](std::string_view pem) {
+    return containers.SetPinResetServiceKey(pem);
+  };
   return std::move(
-             Interior("DMAgent", access::kGet, Storage::kPermanent,
-                      {std::move(report),
-                       Interior("Compliance", access::kGet, Storage::kPermanent,
-                                {SettingNode(engine, /*per_user=*/false)}),
-                       Interior("Users", access::kGet, Storage::kPermanent, {std::move(user)})}))
+             Interior(
+                 "DMAgent", access::kGet, Storage::kPermanent,
+                 {std::move(report),
+                  Interior("Compliance", access::kGet, Storage::kPermanent,
+                           {SettingNode(engine, /*per_user=*/false)}),
+                  Interior("Users", access::kGet, Storage::kPermanent, {std::move(user)}),
+                  Interior("Subscriptions", access::kGet, Storage::kPermanent, {std::move(alert)}),
+                  Interior(
+                      "Services", access::kGet, Storage::kPermanent,
+                      {ServiceLeaf(db, "PinResetUrl", kPinResetUrlKey, HttpsUrl),
+                       ServiceLeaf(db, "PinResetPublicKey", kPinResetPublicKeyKey, RsaPublicKey,
+                                   install_key),
+                       ServiceLeaf(db, "HelloCertificateUrl", kHelloCertUrlKey, HttpsUrl),
+                       ServiceLeaf(db, "FederationLoginUrl", kFederationLoginUrlKey, HttpsUrl)})}))
       .DeviceOnly();
 }
 

@@ -38,7 +38,7 @@ class DeviceTreeTest : public DbTest {
     engine_ = std::make_unique<policy::PolicyEngine>(db(), *store_, clock_);
     DeviceTreeOptions options;
     options.host_facts = [] { return HostFacts{}; };
-    tree_ = MakeDeviceTree(db(), *engine_, clock_, options);
+    tree_ = MakeDeviceTree(db(), *engine_, *store_, clock_, options);
   }
   // What the session engine does after a message's transaction committed.
   void Commit() { tree_->OnCommitted(); }

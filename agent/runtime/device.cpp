@@ -61,7 +61,7 @@ Status Device::Init() {
   containers_ = std::make_unique<container::ContainerStore>(*db_, store);
   policy_ =
       std::make_unique<policy::PolicyEngine>(*db_, *containers_, *options_.clock, options_.engine);
-  tree_ = csp::MakeDeviceTree(*db_, *policy_, *options_.clock);
+  tree_ = csp::MakeDeviceTree(*db_, *policy_, *containers_, *options_.clock);
   if (options_.decorate_tree) tree_ = options_.decorate_tree(std::move(tree_));
   return Status::Ok();
 }

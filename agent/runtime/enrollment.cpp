@@ -8,6 +8,7 @@
 #include "agent/transport/https_client.h"
 #include "base/pki.h"
 #include "csp/device_facts.h"
+#include "csp/dmagent_csp.h"
 #include "storage/database.h"
 
 namespace dm::agent {
@@ -24,10 +25,11 @@ constexpr char kTenantName[] = "enrollment.tenant_name";
 constexpr char kCaPem[] = "enrollment.ca_pem";
 constexpr char kDeviceCert[] = "enrollment.device_cert_pem";
 constexpr char kDeviceKeySealed[] = "enrollment.device_key_sealed";  // hex
-constexpr char kPinResetUrl[] = "enrollment.pin_reset_url";
-constexpr char kPinResetKey[] = "enrollment.pin_reset_public_key_pem";
-constexpr char kFederationUrl[] = "enrollment.federation_login_url";
-constexpr char kHelloCertUrl[] = "enrollment.hello_cert_url";
+// The service URLs and key are DMAgent CSP leaves (Services/*) as well.
+constexpr const char* kPinResetUrl = csp::kPinResetUrlKey;
+constexpr const char* kPinResetKey = csp::kPinResetPublicKeyKey;
+constexpr const char* kFederationUrl = csp::kFederationLoginUrlKey;
+constexpr const char* kHelloCertUrl = csp::kHelloCertUrlKey;
 
 Result<std::string> Get(storage::Database& db, std::string_view key) {
   DM_ASSIGN_OR_RETURN(auto st, db.Prepare("SELECT value FROM settings WHERE key = ?"));

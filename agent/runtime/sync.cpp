@@ -10,11 +10,16 @@
 #include "agent/session/session.h"
 #include "agent/transport/https_client.h"
 #include "agent/transport/omadm_headers.h"
+#include "csp/dmagent_csp.h"
 #include "csp/reboot.h"
 
 namespace dm::agent {
 Status QueueReportIfChanged(Device& device) {
   DM_RETURN_IF_ERROR(device.policy().Evaluate());
+  // Real servers (Fleet, Intune) take any 1226 for an unenrollment: only a server that asked
+  // for the report through Subscriptions/ComplianceAlert gets it.
+  DM_ASSIGN_OR_RETURN(bool subscribed, csp::ComplianceAlertSubscribed(device.db()));
+  if (!subscribed) return Status::Ok();
   DM_ASSIGN_OR_RETURN(std::string xml, device.policy().ReportXml());
   DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(std::span<const uint8_t>(
                                         reinterpret_cast<const uint8_t*>(xml.data()), xml.size())));
@@ -44,6 +49,11 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
 
   Outbox outbox(device.db(), device.clock());
   DM_ASSIGN_OR_RETURN(std::vector<OutboxEntry> pending, outbox.Pending());
+  // A report queued while subscribed waits (not sent) if the server unsubscribed since.
+  DM_ASSIGN_OR_RETURN(bool subscribed, csp::ComplianceAlertSubscribed(device.db()));
+  if (!subscribed) {
+    std::erase_if(pending, [](const OutboxEntry& e) { return e.alert.type == kReportAlertType; });
+  }
   DM_ASSIGN_OR_RETURN(std::string user, device.SignedInUser());
 
   SessionStart start;

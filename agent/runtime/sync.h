@@ -1,10 +1,10 @@
 // One OMA-DM session with the management server over mutual TLS, and the device's reboot step.
 //
 // A session: refresh the compliance report (a changed report becomes a 1226 alert in the
-// outbox), send package 1 with every undelivered alert, then POST the engine's messages until
-// the server has nothing more to say. Commands are durable before each answer leaves (the
-// engine commits per message); alerts leave the outbox only on the server's 2xx; a Reboot CSP
-// RebootNow received in the session is carried out when the session ends.
+// outbox, if the server subscribed to it), send package 1 with every undelivered alert, then POST
+// the engine's messages until the server has nothing more to say. Commands are durable before each
+// answer leaves (the engine commits per message); alerts leave the outbox only on the server's 2xx;
+// a Reboot CSP RebootNow received in the session is carried out when the session ends.
 #pragma once
 
 #include <chrono>
@@ -46,7 +46,8 @@ struct SyncResult {
   bool tls_resumed = false;  // the connection resumed options.tls_resumption's session
 };
 
-// Adds the current report to the outbox when it differs from the last one queued.
+// Adds the current report to the outbox when it differs from the last one queued, and only
+// when the server subscribed to it (csp::kComplianceAlertUri is 1); otherwise nothing.
 Status QueueReportIfChanged(Device& device);
 
 Result<SyncResult> RunSession(Device& device, const SyncOptions& options = {});

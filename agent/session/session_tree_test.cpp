@@ -89,7 +89,7 @@ class SessionTreeTest : public ::testing::Test {
       h.kernel_release = "6.1.0-18-amd64";
       return h;
     };
-    tree_ = csp::MakeDeviceTree(*db_, *engine_, clock_, options);
+    tree_ = csp::MakeDeviceTree(*db_, *engine_, *store_, clock_, options);
   }
   void Close() {
     tree_.reset();
