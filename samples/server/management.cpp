@@ -232,8 +232,8 @@ namespace {
 // One client message, processed inside the session's transaction.
 class Session {
  public:
-  Session(Store& store, Device device, const syncml::Message& in)
-      : store_(store), db_(store.db()), device_(std::move(device)), in_(in) {}
+  Session(Store& store, Device device, const syncml::Message& in, const AgentServices* services)
+      : store_(store), db_(store.db()), device_(std::move(device)), in_(in), services_(services) {}
 
   Result<syncml::Message> Run();
 
@@ -249,6 +249,7 @@ class Session {
   storage::Database& db_;
   Device device_;
   const syncml::Message& in_;
+  const AgentServices* services_;  // null: none configured
   int64_t session_seq_ = 0;
   std::string login_status_;
   std::string claimed_upn_;
@@ -532,6 +533,9 @@ Result<syncml::Message> Session::Run() {
   DM_RETURN_IF_ERROR(
       db_.Run("UPDATE devices SET last_seen = ? WHERE dev_id = ?", store_.Now(), device_.dev_id));
   DM_RETURN_IF_ERROR(ReconcileDevice(store_, device_.dev_id));
+  if (new_session && services_ && device_.enrolled) {
+    DM_RETURN_IF_ERROR(QueueAgentServices(store_, device_.dev_id, *services_));
+  }
 
   uint64_t limit = kServerMaxMsgSize;
   if (in_.header.meta && in_.header.meta->max_msg_size && *in_.header.meta->max_msg_size > 0) {
@@ -575,7 +579,7 @@ ManagementReply ManagementService::Handle(std::string_view cert_dev_id,
     spdlog::warn("refused: device {} is not enrolled with this certificate", cert_dev_id);
     return HeaderOnlyReply(403, header, 403);
   }
-  Session session(store_, **device, *message);
+  Session session(store_, **device, *message, services_ ? &*services_ : nullptr);
   auto out = session.Run();
   if (!out.ok()) {
     spdlog::error("device {}: session failed: {}", cert_dev_id, out.error().ToString());

@@ -6,15 +6,19 @@
 //  - Package 1 carries Alert 1224 LoginStatus (user|others|none) and, when a user is signed in,
 //    a second Alert 1224 whose Item Meta Type is com.microsoft/MDM/AADUserToken and whose Data
 //    is the signed-in user's UPN.
+//  - The first message of a session (MsgID 1) queues the DMAgent CSP settings
+//    (agent_services.h): the agent sends its report only once subscribed.
 //  - The compliance/recovery report arrives as a 1226 generic alert (any Meta Type; the agent
 //    uses com.dmagent/MDM/ComplianceReport) whose Data is the report XML, or as the Results of a
 //    Get of ./Vendor/MSFT/DMAgent/Report.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "samples/server/agent_services.h"
 #include "samples/server/store.h"
 
 namespace dm::server {
@@ -35,12 +39,18 @@ class ManagementService {
  public:
   explicit ManagementService(Store& store) : store_(store) {}
 
+  // What every device is told at its first session (and again when a value changes): the
+  // compliance report subscription and these services. Set before the first request; unset,
+  // nothing is queued.
+  void SetAgentServices(AgentServices services) { services_ = std::move(services); }
+
   // `cert_dev_id`, `cert_serial`: CN and serial of the verified client certificate.
   ManagementReply Handle(std::string_view cert_dev_id, std::string_view cert_serial,
                          std::string_view body);
 
  private:
   Store& store_;
+  std::optional<AgentServices> services_;
 };
 
 // A user name in a device report names the UPN `upn`: the UPN itself (case-insensitive), or its

@@ -471,6 +471,8 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
                     .base_url = "https://" + UrlHost(options.public_host) + ":" + port,
                     .idp_base_url = "https://" + UrlHost(options.idp_host) + ":" + port,
                     .device_cert_validity = options.device_cert_validity});
+  raw->management->SetAgentServices(
+      AgentServicesAt(raw->ctx_owner->base_url, raw->pin_reset_public_key));
   raw->ctx.store(raw->ctx_owner.get());
   spdlog::info("dmserver listening on {}:{} (public {}, IdP {})", options.listen_address, port,
                raw->ctx_owner->base_url, raw->ctx_owner->idp_base_url);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "base/pki.h"
 #include "container/container.h"
 #include "samples/server/admin.h"
+#include "samples/server/agent_services.h"
 #include "samples/server/management.h"
 #include "samples/server/report.h"
 
@@ -233,16 +235,27 @@ class ServerTest : public ::testing::Test {
     return ex;
   }
 
-  // The management commands (not Statuses) of a server reply.
+  static std::string TargetOf(const Command& c) {
+    return c.items.empty() || !c.items[0].target ? "" : c.items[0].target->loc_uri;
+  }
+  static bool IsAgentServices(const Command& c) {
+    return TargetOf(c).rfind("./Vendor/MSFT/DMAgent/", 0) == 0 && c.type == CommandType::kReplace;
+  }
+  // The management commands (not Statuses) of a server reply, without the DMAgent CSP
+  // settings every device gets at its first session (AgentServicesOps).
   static std::vector<Command> Ops(const Message& reply) {
     std::vector<Command> out;
     for (const Command& c : reply.commands) {
-      if (c.type != CommandType::kStatus) out.push_back(c);
+      if (c.type != CommandType::kStatus && !IsAgentServices(c)) out.push_back(c);
     }
     return out;
   }
-  static std::string TargetOf(const Command& c) {
-    return c.items.empty() || !c.items[0].target ? "" : c.items[0].target->loc_uri;
+  static std::vector<Command> AgentServicesOps(const Message& reply) {
+    std::vector<Command> out;
+    for (const Command& c : reply.commands) {
+      if (IsAgentServices(c)) out.push_back(c);
+    }
+    return out;
   }
 
   json Report() {
@@ -347,14 +360,98 @@ TEST_F(ServerTest, ReplyEchoesTheHeaderAndAnswersEveryClientCommand) {
   EXPECT_EQ(h.source.loc_uri, pkg1.header.target.loc_uri);
   ASSERT_TRUE(h.meta && h.meta->max_msg_size);
   EXPECT_EQ(*h.meta->max_msg_size, 524288u);
-  // SyncHdr first, then one Status per client command in order; nothing pending: session ends.
-  ASSERT_EQ(ex.reply.commands.size(), pkg1.commands.size() + 1);
+  // SyncHdr first, then one Status per client command in order; then only the DMAgent CSP
+  // settings of a first session.
+  ASSERT_EQ(ex.reply.commands.size(), pkg1.commands.size() + 1 + AgentServicesOps(ex.reply).size());
+  EXPECT_TRUE(Ops(ex.reply).empty());
   EXPECT_EQ(ex.reply.commands[0].cmd_ref, "0");
   for (size_t i = 0; i < pkg1.commands.size(); ++i) {
     EXPECT_EQ(ex.reply.commands[i + 1].cmd_ref, pkg1.commands[i].cmd_id);
     EXPECT_EQ(ex.reply.commands[i + 1].data, "200");
   }
   EXPECT_TRUE(ex.reply.final);
+}
+
+// ---- the DMAgent CSP settings (agent_services.h) ----
+
+TEST_F(ServerTest, AgentServicesAreSentAtTheFirstSessionWithTheirStatusesRecorded) {
+  TestDevice d = Enroll("DEV-SVC");
+  Exchange first = Send(d, Pkg1(d, "none"));
+  ASSERT_EQ(first.http, 200);
+  std::map<std::string, std::pair<std::string, std::string>> got;  // uri -> format, value
+  for (const Command& c : AgentServicesOps(first.reply)) {
+    EXPECT_EQ(c.cmd_id.size(), 36u) << "a UUID CmdID, as for profiles";
+    ASSERT_EQ(c.items.size(), 1u);
+    const Item& item = c.items[0];
+    got[TargetOf(c)] = {item.meta && item.meta->format ? *item.meta->format : "",
+                        item.data ? item.data->text : ""};
+  }
+  const std::string base = server_->BaseUrl();
+  const std::map<std::string, std::pair<std::string, std::string>> want = {
+      {kComplianceAlertNode, {"int", "1"}},
+      {kPinResetUrlNode, {"chr", base + "/PinReset/recover"}},
+      {kPinResetPublicKeyNode,
+       {"chr", last_enrollment_.at("pin_reset").at("public_key").get<std::string>()}},
+      {kHelloCertificateUrlNode, {"chr", base + "/EnrollmentServer/hello-certificate"}},
+      {kFederationLoginUrlNode, {"chr", base + "/federation/login"}}};
+  EXPECT_EQ(got, want);
+
+  // Statuses land in the command table like a profile's; 405 from an older agent is kept.
+  Exchange end = Send(d, Answer(d, first.reply, [](const Command& c) {
+                        return TargetOf(c) == kFederationLoginUrlNode ? 405 : 200;
+                      }));
+  EXPECT_TRUE(AgentServicesOps(end.reply).empty());
+  {
+    auto lock = server_->store().Lock();
+    auto st = server_->store().db().Prepare(
+        "SELECT loc_uri, state, status_code FROM commands WHERE dev_id = 'DEV-SVC'");
+    ASSERT_TRUE(st.ok());
+    std::map<std::string, int> codes;
+    while (*st->Step()) {
+      EXPECT_EQ(st->Text(1), "acked") << st->Text(0);
+      codes[st->Text(0)] = static_cast<int>(st->Int(2));
+    }
+    EXPECT_EQ(codes.size(), 5u);
+    EXPECT_EQ(codes[kComplianceAlertNode], 200);
+    EXPECT_EQ(codes[kFederationLoginUrlNode], 405);
+  }
+
+  // A later session: the device has them, nothing is re-sent (not even the failed one).
+  Exchange second = Send(d, Pkg1(d, "none"));
+  EXPECT_TRUE(AgentServicesOps(second.reply).empty());
+}
+
+TEST_F(ServerTest, ChangedAgentServicesAreSentAgainAfterARestart) {
+  TestDevice d = Enroll("DEV-SVC");
+  Exchange first = Send(d, Pkg1(d, "none"));
+  Send(d, Answer(d, first.reply, [](const Command&) { return 200; }));
+  const std::string old_base = server_->BaseUrl();
+
+  // The server restarts on the same state under another port: its URLs change, its key and
+  // the subscription do not; only what changed goes out, once.
+  server_.reset();
+  ServerOptions options;
+  options.state_dir = dir_ / "state";
+  options.clock = &clock_;
+  options.password_kdf = crypto::ScryptParams::ForTests();
+  options.pin_reset_rsa_bits = 2048;
+  auto restarted = DmServer::Start(options);
+  ASSERT_TRUE(restarted.ok()) << restarted.error().ToString();
+  server_ = std::move(*restarted);
+  ASSERT_NE(server_->BaseUrl(), old_base);
+  d.client =
+      Client(d.cert_pem, d.key_pem.Clone(), server_->BaseUrl() + "/ManagementServer/MDM.svc");
+
+  Exchange next = Send(d, Pkg1(d, "none"));
+  std::map<std::string, std::string> got;
+  for (const Command& c : AgentServicesOps(next.reply)) got[TargetOf(c)] = c.items[0].data->text;
+  const std::string base = server_->BaseUrl();
+  EXPECT_EQ(got, (std::map<std::string, std::string>{
+                     {kPinResetUrlNode, base + "/PinReset/recover"},
+                     {kHelloCertificateUrlNode, base + "/EnrollmentServer/hello-certificate"},
+                     {kFederationLoginUrlNode, base + "/federation/login"}}));
+  Send(d, Answer(d, next.reply, [](const Command&) { return 200; }));
+  EXPECT_TRUE(AgentServicesOps(Send(d, Pkg1(d, "none")).reply).empty());
 }
 
 // ---- targeting ----
@@ -841,7 +938,7 @@ TEST_F(PinResetTest, PublicKeyEndpointServesTheEnrollmentKey) {
                                    {});
   ASSERT_EQ(lock_free.status, 200);
   EXPECT_EQ(json::parse(lock_free.body).at("public_key"),
-            last_enrollment_.at("pin_reset").at("public_key"));
+            last_enrollment_.at("pin_reset").at("public_key").get<std::string>());
   EXPECT_EQ(json::parse(lock_free.body).at("algorithm"), "RSA-OAEP-256");
 }
 
