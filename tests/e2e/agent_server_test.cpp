@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "agent/runtime/device.h"
@@ -18,10 +19,12 @@
 #include "agent/runtime/pin_reset_client.h"
 #include "agent/runtime/sync.h"
 #include "agent/session/session.h"
+#include "agent/syncml/codec.h"
 #include "agent/transport/faulty_https_server.h"
 #include "agent/transport/https_server.h"
 #include "base/crypto.h"
 #include "base/pki.h"
+#include "csp/dmagent_csp.h"
 #include "samples/server/admin.h"
 #include "samples/server/report.h"
 #include "samples/server/server.h"
@@ -126,6 +129,16 @@ class AgentServerTest : public ::testing::Test {
                                                   .token = token_,
                                                   .upn = upn});
       EXPECT_TRUE(s.ok()) << s.ToString();
+      // The services come through the management session now, not from enrollment: forget
+      // what the enrollment answer said, then run the device's first session, in which
+      // dmserver sets them and subscribes to the report.
+      for (const char* key : {csp::kPinResetUrlKey, csp::kPinResetPublicKeyKey,
+                              csp::kHelloCertUrlKey, csp::kFederationLoginUrlKey}) {
+        EXPECT_TRUE(device.SetSetting(key, "").ok());
+      }
+      auto first = agent::RunSession(device, FastSync());
+      EXPECT_TRUE(first.ok()) << first.error().ToString();
+      slept_.clear();
     }
     return device;
   }
@@ -351,6 +364,10 @@ class FlakyFrontEnd {
     auto s = transport::HttpsServer::Start(
         std::move(o), [this](const transport::HttpRequest& req, const transport::PeerInfo& peer) {
           ++requests_;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            bodies_.push_back(req.body);
+          }
           if (failures_left_ > 0) {
             --failures_left_;
             transport::HttpResponse r;
@@ -371,6 +388,11 @@ class FlakyFrontEnd {
   }
   std::string Url() const { return front_->BaseUrl() + "/ManagementServer/MDM.svc"; }
   int requests() const { return requests_; }
+  // The request bodies received, in order; TakeBodies() empties the list.
+  std::vector<std::string> TakeBodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(bodies_, {});
+  }
 
  private:
   server::DmServer& server_;
@@ -379,6 +401,8 @@ class FlakyFrontEnd {
   int fail_status_ = 503;
   std::string retry_after_;
   std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
 };
 
 void PointAt(agent::Device& d, const std::string& url) {
@@ -387,6 +411,58 @@ void PointAt(agent::Device& d, const std::string& url) {
 // The same for the PIN reset service (enrollment stores its /PinReset/recover URL).
 void PointPinResetAt(agent::Device& d, const std::string& base_url) {
   ASSERT_TRUE(d.SetSetting("enrollment.pin_reset_url", base_url + "/PinReset/recover").ok());
+}
+
+// Package 1's commands as the server decodes them.
+std::vector<syncml::Command> GenericAlerts(const std::string& body) {
+  auto m = syncml::Decode(body);
+  EXPECT_TRUE(m.ok()) << body;
+  std::vector<syncml::Command> out;
+  if (!m.ok()) return out;
+  for (const syncml::Command& c : m->commands) {
+    if (c.type == syncml::CommandType::kAlert && c.data == "1226") out.push_back(c);
+  }
+  return out;
+}
+
+TEST_F(AgentServerTest, ReportGoesOnlyToASubscribedServer) {
+  agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
+  ASSERT_TRUE(agent::EnrollWithServer(d, {.server_url = server_->BaseUrl(),
+                                          .ca_bundle_pem = server_->ca_cert_pem(),
+                                          .token = token_,
+                                          .upn = kAlice})
+                  .ok());
+  SignIn(d, kAlice, "246810");
+  FlakyFrontEnd front(*server_, dir_ / "server");
+  PointAt(d, front.Url());
+
+  // Not subscribed yet: no 1226 in any message, though a report exists; the server's first
+  // session subscribes and sets the services.
+  ASSERT_EQ(d.tree().Get({}, csp::kComplianceAlertUri).value.data, "0");
+  ASSERT_TRUE(Sync(d).ok());
+  for (const std::string& body : front.TakeBodies()) EXPECT_TRUE(GenericAlerts(body).empty());
+  EXPECT_EQ(ServerCanReset(kAlice), "none");
+  EXPECT_EQ(d.tree().Get({}, csp::kComplianceAlertUri).value.data, "1");
+  auto enrollment = agent::LoadEnrollment(d.db());
+  ASSERT_TRUE(enrollment.ok());
+  EXPECT_EQ(enrollment->pin_reset_url, server_->BaseUrl() + "/PinReset/recover");
+  EXPECT_EQ(enrollment->hello_cert_url, server_->BaseUrl() + "/EnrollmentServer/hello-certificate");
+
+  // Subscribed: the report is in package 1.
+  ASSERT_TRUE(Sync(d).ok());
+  std::vector<std::string> bodies = front.TakeBodies();
+  ASSERT_FALSE(bodies.empty());
+  auto alerts = GenericAlerts(bodies.front());
+  ASSERT_EQ(alerts.size(), 1u);
+  ASSERT_FALSE(alerts[0].items.empty());
+  EXPECT_EQ(alerts[0].items[0].meta->type.value_or(""), agent::kReportAlertType);
+  EXPECT_EQ(ServerCanReset(kAlice), "DestructiveOnly");
+
+  // Unsubscribed again: a changed report stays home.
+  ASSERT_EQ(d.tree().Replace({}, csp::kComplianceAlertUri, {"0", "int", "text/plain"}).code, 200);
+  ASSERT_TRUE(d.policy().OnSignIn(kBob).ok());
+  ASSERT_TRUE(Sync(d).ok());
+  for (const std::string& body : front.TakeBodies()) EXPECT_TRUE(GenericAlerts(body).empty());
 }
 
 TEST_F(AgentServerTest, ServerErrorsAreRetriedWithBackoffAndRetryAfter) {
