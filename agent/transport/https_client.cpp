@@ -520,6 +520,17 @@ Status HttpsClient::Impl::MapError(const beast::error_code& ec, Step step) {
     return DeadlineExceeded(what + " timed out after " +
                             std::to_string(options_.step_timeout.count()) + " ms");
   }
+  // A body shorter than its Content-Length: say exactly that, so a truncating middlebox is
+  // told apart from a server that hung up.
+  if (step == Step::kRead && parser_ && parser_->is_header_done() && !parser_->is_done()) {
+    auto total = parser_->content_length();
+    auto left = parser_->content_length_remaining();
+    if (total && left && *left <= *total) {
+      return Unavailable(what + " failed: the body ended after " + std::to_string(*total - *left) +
+                         " of " + std::to_string(*total) + " bytes (" + internal::ErrorText(ec) +
+                         ")");
+    }
+  }
   if (int reason = internal::SslReason(ec); reason != 0) {
     if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
       long vr = SSL_get_verify_result(stream_->native_handle());

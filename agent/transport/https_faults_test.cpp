@@ -145,6 +145,27 @@ TEST_F(HttpsFaultsTest, ResponseTruncatedOnEveryAttemptGivesUpWithAClearError) {
   EXPECT_EQ(server_->faults_left(), 0u);
 }
 
+TEST_F(HttpsFaultsTest, ShortBodyIsReportedAsExactlyThat) {
+  const std::string whole = std::string("device-7:pkg1") + kPadding;
+  const std::string expected = "the body ended after " + std::to_string(whole.size() / 2) + " of " +
+                               std::to_string(whole.size()) + " bytes";
+  for (Fault fault : {Fault::kTruncateBody, Fault::kTruncateBodyAbrupt}) {
+    sleeps_.clear();
+    server_->InjectFaults({fault});
+    // One attempt allowed: nothing is retried behind the caller's back.
+    auto client = Client(/*max_attempts=*/1);
+    ASSERT_NE(client, nullptr);
+    const int calls_before = server_->handler_calls();
+    auto r = client->Post("", "pkg1");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), Code::kUnavailable);
+    EXPECT_NE(r.error().message().find(expected), std::string::npos) << r.error().message();
+    EXPECT_EQ(client->last_attempts(), 1);
+    EXPECT_TRUE(sleeps_.empty());
+    EXPECT_EQ(server_->handler_calls(), calls_before + 1);
+  }
+}
+
 TEST_F(HttpsFaultsTest, ResetWhileTheServerReadsTheRequestIsRetried) {
   server_->InjectFaults({Fault::kResetInRequest});
   auto client = Client();
