@@ -112,6 +112,13 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
         return transport::HttpStatusToStatus(resp).WithContext("management server answered HTTP " +
                                                                std::to_string(resp.status));
       }
+      if (resp.body.empty()) {
+        // Fleet's poc server answers a message that leaves it nothing to say with an empty
+        // 200: the session is over.
+        spdlog::info("session {}: the server answered with an empty body; session over",
+                     session.session_id());
+        break;
+      }
       DM_ASSIGN_OR_RETURN(std::optional<std::string> next, session.Process(resp.body));
       for (const CommandOutcome& o : session.last_outcomes()) {
         ++result.commands_received;

@@ -3,11 +3,14 @@
 #include "agent/session/session.h"
 
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
+#include <set>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -511,6 +514,37 @@ TEST_F(SessionTest, MissingFinalIsAccepted) {
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->has_value());
   EXPECT_TRUE(s->over());
+}
+
+TEST_F(SessionTest, UuidCmdIdsAreAnsweredVerbatim) {
+  // Fleet and dmserver number their commands with UUIDs, not 1, 2, 3.
+  constexpr char kAdd[] = "6f1c2a3e-58b0-4c7e-9d2a-0b5e8f3a7c11";
+  constexpr char kGet[] = "0d9e4b7a-2c1f-4e68-8a3b-5f6d7c8e9a00";
+  tree_->Set("./Vendor/MSFT/G", "v");
+  auto s = Started();
+  const syncml::Message m = Answer(*s, ServerMsg(Cmd("Add", kAdd, Item("./Vendor/MSFT/A", "1")) +
+                                                 Cmd("Get", kGet, Item("./Vendor/MSFT/G"))));
+  EXPECT_EQ(Statuses(m), (std::vector<std::string>{std::string(kAdd) + " Add 200",
+                                                   std::string(kGet) + " Get 200"}));
+  ASSERT_EQ(m.commands.back().type, CommandType::kResults);
+  EXPECT_EQ(m.commands.back().cmd_ref, kGet);
+  // Our own CmdIDs stay small integers, unique in the message.
+  std::set<std::string> ids;
+  for (const Command& c : m.commands) EXPECT_TRUE(ids.insert(c.cmd_id).second) << c.cmd_id;
+}
+
+TEST_F(SessionTest, ServerWithoutStatusesForAlertsEndsTheSessionNormally) {
+  // Fleet answers package 1 (Alert 1201, 1224, a 1226) with the SyncHdr Status alone.
+  SessionStart start;
+  start.alerts.push_back(
+      {.type = "com.example/T", .format = "chr", .mark = {}, .source = {}, .data = "x"});
+  auto s = Started(start);
+  Result<std::optional<std::string>> r = s->Process(ServerMsg(""));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->has_value());
+  EXPECT_TRUE(s->over());
+  ASSERT_EQ(s->generic_alert_statuses().size(), 1u);
+  EXPECT_FALSE(s->generic_alert_statuses()[0].has_value()) << "unanswered: stays in the outbox";
 }
 
 TEST_F(SessionTest, Alert1223AbortsAndKeepsNothing) {
