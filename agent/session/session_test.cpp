@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
-#include <set>
 
 #include <filesystem>
 #include <fstream>
