@@ -522,7 +522,8 @@ Status HttpsClient::Impl::MapError(const beast::error_code& ec, Step step) {
   }
   // A body shorter than its Content-Length: say exactly that, so a truncating middlebox is
   // told apart from a server that hung up.
-  if (step == Step::kRead && parser_ && parser_->is_header_done() && !parser_->is_done()) {
+  if (step == Step::kRead && ec != http::error::body_limit && parser_ &&
+      parser_->is_header_done() && !parser_->is_done()) {
     auto total = parser_->content_length();
     auto left = parser_->content_length_remaining();
     if (total && left && *left <= *total) {
