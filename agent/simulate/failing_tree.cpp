@@ -48,7 +48,12 @@ class FailingTree final : public csp::DmTree {
   void OnCommitted() override { inner_->OnCommitted(); }
 
  private:
-  bool Fails(std::string_view uri) const { return SimulatedFailure(share_, seed_, uri); }
+  // The server's configuration of the agent itself (DMAgent CSP) is not a setting a device
+  // may be unable to apply: failing it would only stop the device's reports.
+  bool Fails(std::string_view uri) const {
+    if (uri.find("Vendor/MSFT/DMAgent/") != std::string_view::npos) return false;
+    return SimulatedFailure(share_, seed_, uri);
+  }
   static csp::OpResult Failure() {
     return {.code = csp::status::kCommandFailed, .reason = "simulated failure"};
   }

@@ -2,7 +2,8 @@
 // answer 500 "simulated failure"), so a simulated fleet shows servers the error paths a real
 // one does. Which settings fail is a hash of (device seed, URI): the same device fails the same
 // settings in every session, like a device that cannot apply them, and different devices fail
-// different ones. Reads and deletes pass through.
+// different ones. Reads and deletes pass through, and so does ./Vendor/MSFT/DMAgent (the
+// server's configuration of the agent, not a setting).
 #pragma once
 
 #include <cstdint>
