@@ -88,6 +88,8 @@ agent enroll --server "https://127.0.0.1:$port" --token-file "$work/enroll-token
 dev_id="$(agent status --json | jq -r .DeviceState.DeviceId)"
 srv group member all-devices "$dev_id" --tenant Fabrikam >/dev/null
 ok "device $dev_id enrolled and added to group all-devices"
+# The first session: the server subscribes to the compliance report and sets the service URLs.
+agent sync >/dev/null
 
 say "$USER signs in and sets up Windows Hello (PIN, key and certificate issued)"
 printf '%s\n' "$PIN1" | agent signin --user "$USER"
