@@ -8,7 +8,8 @@
 //   Services/FederationLoginUrl    chr  https URL of the federation sign-in page
 // The Services leaves (Get/Replace/Delete) are kept in the settings table under the keys
 // below, where enrollment also writes them; a Replace of PinResetPublicKey installs the key in
-// the container store in the same transaction.
+// the container store in the same transaction. A leaf exists in the tree once a server set it;
+// values only enrollment wrote are used by the agent but not shown there.
 #pragma once
 
 #include "base/status.h"
