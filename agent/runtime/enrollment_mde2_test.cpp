@@ -11,9 +11,11 @@
 #include <regex>
 #include <sstream>
 
+#include "agent/enroll/mde2_client.h"
 #include "agent/enroll/provisioning_doc.h"
 #include "agent/enroll/soap.h"
 #include "agent/runtime/enrollment.h"
+#include "agent/runtime/machine_key.h"
 #include "agent/runtime/sync.h"
 #include "agent/transport/https_server.h"
 #include "base/crypto.h"
@@ -107,9 +109,11 @@ class Mde2Server {
 
   void Start() {
     const TimePoint now = Clock::System().Now();
-    tls_ca = *pki::CreateCa("Test TLS CA", now - std::chrono::hours(1), std::chrono::hours(48));
-    device_ca =
-        *pki::CreateCa("Test Device CA", now - std::chrono::hours(1), std::chrono::hours(48));
+    tls_ca = std::move(
+        pki::CreateCa("Test TLS CA", now - std::chrono::hours(1), std::chrono::hours(48)).value());
+    device_ca = std::move(
+        pki::CreateCa("Test Device CA", now - std::chrono::hours(1), std::chrono::hours(48))
+            .value());
     auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
     pki::IssueOptions io;
     io.common_name = "127.0.0.1";
@@ -121,8 +125,10 @@ class Mde2Server {
     o.key_pem = std::move(key->private_pem);
     o.client_cert_mode = transport::ClientCertMode::kOptional;
     o.client_ca_pem = device_ca.cert_pem;
-    server = *transport::HttpsServer::Start(
-        std::move(o), [this](const HttpRequest& r, const PeerInfo& p) { return Handle(r, p); });
+    server = std::move(transport::HttpsServer::Start(std::move(o), [this](const HttpRequest& r,
+                                                                          const PeerInfo& p) {
+                         return Handle(r, p);
+                       }).value());
   }
   std::string Url(const std::string& path) const { return server->BaseUrl() + path; }
 
