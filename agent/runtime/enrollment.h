@@ -27,6 +27,16 @@ struct EnrollmentState {
   std::string pin_reset_public_key_pem;
   std::string federation_login_url;
   std::string hello_cert_url;  // certifies Hello keys; empty: self-signed
+  // MS-MDE2 (empty for the other ways in):
+  std::string kind;                 // "ms-mde2", "" (dmserver JSON or out of band)
+  std::string provider_id;          // DMClient/Provider/{ProviderID}
+  std::string anchor_pem;           // CertificateStore/Root/System of the provisioning document
+  bool trust_system_store = false;  // the enrollment TLS trust was the system store
+  std::string hw_dev_id;
+  std::string enrollment_type;  // Full | Device
+  int64_t enrolled_at = 0;      // Unix seconds
+  int renew_period_days = 0;
+  int renew_retry_days = 0;
   bool enrolled() const { return !management_url.empty(); }
 };
 
@@ -54,5 +64,34 @@ struct OutOfBandEnrollment {
   std::string pin_reset_public_key_pem;  // optional
 };
 Status EnrollOutOfBand(Device& device, const OutOfBandEnrollment& enrollment);
+
+// Windows enrollment (MS-MDE2): Discovery, MS-XCEP GetPolicies, MS-WSTEP RequestSecurityToken,
+// then the provisioning document applied in one transaction. A device already enrolled
+// presents its current certificate over mutual TLS.
+struct MsMde2EnrollRequest {
+  std::string email;  // UPN, user@domain
+  std::string
+      discovery_url;  // empty: https://enterpriseenrollment.<domain>/EnrollmentServer/Discovery.svc
+  std::string ca_bundle_pem;  // the enrollment server's TLS trust; empty: the system store
+  std::string auth;           // "" (as AuthPolicy says), "onprem", "federated", "token"
+  SecretBytes password;
+  SecretBytes otp;
+  SecretBytes token;
+  std::string enrollment_type = "Full";  // or "Device"
+};
+Status EnrollMsMde2(Device& device, const MsMde2EnrollRequest& request);
+
+// The Discovery URL guessed from a UPN's domain.
+Result<std::string> DiscoveryUrlFor(std::string_view email);
+
+// Applies a provisioning document for the key of the CSR (the last step of EnrollMsMde2; tests
+// call it with documents of their own). Nothing is written unless all of it is valid.
+Status ApplyProvisioningDoc(Device& device, std::string_view doc_xml, const SecretBytes& key_pem,
+                            const std::string& enrollment_ca_pem, const std::string& hw_dev_id,
+                            const std::string& enrollment_type);
+
+// Forgets the enrollment (settings and the DMClient provider) in one transaction. Users'
+// containers are not touched.
+Status RemoveEnrollment(Device& device);
 
 }  // namespace dm::agent

@@ -64,10 +64,14 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   // Windows client sends an Entra token here, the agent sends the user principal name.
   if (!user.empty()) start.client_events.push_back({"com.microsoft/MDM/AADUserToken", user});
   for (const OutboxEntry& e : pending) start.alerts.push_back(e.alert);
+  for (const GenericAlert& a : options.extra_alerts) start.alerts.push_back(a);
 
   transport::HttpsClientOptions http;
   http.server_url = enrollment.management_url;
-  http.ca_bundle_pem = enrollment.ca_pem;
+  // The enrollment-time trust and the provisioned Root/System anchors, and the system store
+  // when the enrollment server was trusted through it.
+  http.ca_bundle_pem = enrollment.ca_pem + enrollment.anchor_pem;
+  http.also_trust_system_store = enrollment.trust_system_store && !http.ca_bundle_pem.empty();
   http.client_cert_pem = enrollment.device_cert_pem;
   http.client_key_pem = std::move(key);
   http.step_timeout = options.step_timeout;
@@ -183,6 +187,23 @@ Result<RebootResult> PerformRebootStep(Device& device) {
     }
   }
   return r;
+}
+
+Status Unenroll(Device& device, SyncOptions options, bool force) {
+  options.extra_alerts.push_back({.type = kUnenrollAlertType,
+                                  .format = "int",
+                                  .mark = std::nullopt,
+                                  .source = std::nullopt,
+                                  .data = "1"});
+  auto session = RunSession(device, options);
+  if (!session.ok()) {
+    if (!force) {
+      return session.status().WithContext(
+          "the server was not told of the unenrollment (use --force to remove it anyway)");
+    }
+    spdlog::warn("unenrolling without telling the server: {}", session.status().ToString());
+  }
+  return RemoveEnrollment(device);
 }
 
 }  // namespace dm::agent

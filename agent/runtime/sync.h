@@ -10,8 +10,10 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "agent/runtime/device.h"
+#include "agent/session/session.h"
 #include "agent/transport/https_client.h"
 #include "agent/transport/retry.h"
 #include "base/status.h"
@@ -34,7 +36,12 @@ struct SyncOptions {
   // Resume the TLS session of the previous session (kept in memory by the caller: the
   // simulator); null: a full handshake.
   transport::TlsResumption* tls_resumption = nullptr;
+  // 1226 alerts sent in this session only, after the outbox's (unenrollment's
+  // com.microsoft:mdm.unenrollment.userrequest).
+  std::vector<GenericAlert> extra_alerts;
 };
+
+inline constexpr char kUnenrollAlertType[] = "com.microsoft:mdm.unenrollment.userrequest";
 
 struct SyncResult {
   std::string session_id;
@@ -51,6 +58,10 @@ struct SyncResult {
 Status QueueReportIfChanged(Device& device);
 
 Result<SyncResult> RunSession(Device& device, const SyncOptions& options = {});
+
+// One last session carrying Alert 1226 kUnenrollAlertType (as Windows sends it), then
+// RemoveEnrollment. When that session fails the enrollment stays, unless `force`.
+Status Unenroll(Device& device, SyncOptions options = {}, bool force = false);
 
 struct RebootResult {
   int64_t boot_count = 0;

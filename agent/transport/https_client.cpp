@@ -203,6 +203,9 @@ class HttpsClient::Impl {
                             std::string_view content_type, const HttpHeaders& headers);
   Result<HttpResponse> PostOnce(std::string_view path_or_url, std::string_view body,
                                 std::string_view content_type, const HttpHeaders& headers);
+  Result<HttpResponse> SendOnce(http::verb verb, std::string_view path_or_url,
+                                std::string_view body, std::string_view content_type,
+                                const HttpHeaders& headers);
   void Close();
 
   uint64_t connections_opened() const { return connections_opened_; }
@@ -260,7 +263,24 @@ Status HttpsClient::Impl::Init(const HttpsUrl& server, const SecretBytes& key_pe
   server_ = server;
   DM_RETURN_IF_ERROR(internal::ConfigureCommonTls(ssl_ctx_));
   beast::error_code ec;
-  if (!options_.ca_bundle_pem.empty()) {
+  if (!options_.ca_bundle_pem.empty() && options_.also_trust_system_store) {
+    // The system store plus the bundle's anchors, in this context's own store (the shared
+    // bundle stores stay bundle-only).
+    ssl_ctx_.set_default_verify_paths(ec);
+    if (ec) return Internal("cannot load the system trust store: " + internal::ErrorText(ec));
+    X509_STORE* own = SSL_CTX_get_cert_store(ssl_ctx_.native_handle());
+    BIO* bio = BIO_new_mem_buf(options_.ca_bundle_pem.data(),
+                               static_cast<int>(options_.ca_bundle_pem.size()));
+    int added = 0;
+    while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      X509_STORE_add_cert(own, cert);  // a duplicate of a system anchor is fine
+      X509_free(cert);
+      ++added;
+    }
+    BIO_free(bio);
+    ERR_clear_error();  // the end of the bundle reads as an error
+    if (added == 0) return InvalidArgument("the CA bundle holds no PEM certificate");
+  } else if (!options_.ca_bundle_pem.empty()) {
     DM_ASSIGN_OR_RETURN(X509_STORE * store, SharedTrustStore(options_.ca_bundle_pem));
     SSL_CTX_set1_cert_store(ssl_ctx_.native_handle(), store);
     X509_STORE_free(store);  // the context holds its own reference
@@ -320,13 +340,20 @@ Result<HttpResponse> HttpsClient::Impl::PostOnce(std::string_view path_or_url,
                                                  std::string_view body,
                                                  std::string_view content_type,
                                                  const HttpHeaders& headers) {
+  return SendOnce(http::verb::post, path_or_url, body, content_type, headers);
+}
+
+Result<HttpResponse> HttpsClient::Impl::SendOnce(http::verb verb, std::string_view path_or_url,
+                                                 std::string_view body,
+                                                 std::string_view content_type,
+                                                 const HttpHeaders& headers) {
   std::string target;
   DM_ASSIGN_OR_RETURN(Endpoint ep, EndpointFor(path_or_url, &target));
-  http::request<http::string_body> req{http::verb::post, target, 11};
+  http::request<http::string_body> req{verb, target, 11};
   HttpsUrl authority{ep.host, ep.port, target};
   req.set(http::field::host, authority.Authority());
   req.set(http::field::user_agent, options_.user_agent);
-  req.set(http::field::content_type, std::string(content_type));
+  if (verb != http::verb::get) req.set(http::field::content_type, std::string(content_type));
   for (const HttpHeaders* set :
        std::array<const HttpHeaders*, 2>{&options_.extra_headers, &headers}) {
     for (const auto& [name, value] : *set) {
@@ -339,7 +366,8 @@ Result<HttpResponse> HttpsClient::Impl::PostOnce(std::string_view path_or_url,
   req.body().assign(body.data(), body.size());
   req.keep_alive(true);
   req.prepare_payload();
-  spdlog::debug("POST https://{}{} ({} bytes)", authority.Authority(), target, body.size());
+  spdlog::debug("{} https://{}{} ({} bytes)", std::string(http::to_string(verb)),
+                authority.Authority(), target, body.size());
   return Exchange(ep, req);
 }
 
@@ -612,6 +640,11 @@ Result<HttpResponse> HttpsClient::PostOnce(std::string_view path_or_url, std::st
                                            std::string_view content_type,
                                            const HttpHeaders& headers) {
   return impl_->PostOnce(path_or_url, body, content_type, headers);
+}
+
+Result<HttpResponse> HttpsClient::GetOnce(std::string_view path_or_url,
+                                          const HttpHeaders& headers) {
+  return impl_->SendOnce(http::verb::get, path_or_url, {}, {}, headers);
 }
 
 void HttpsClient::Close() { impl_->Close(); }

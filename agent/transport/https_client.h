@@ -61,6 +61,9 @@ struct HttpsClientOptions {
 
   // Trust anchors (PEM, one or more). Empty: the system's default trust store.
   std::string ca_bundle_pem;
+  // With a bundle: trust the system store as well (management sessions after MS-MDE2
+  // enrollment trust the enrollment-time trust and the provisioned Root/System anchors).
+  bool also_trust_system_store = false;
   // Turns off server certificate and host name verification. For lab use only; logs loudly.
   bool insecure_skip_verify = false;
 
@@ -104,6 +107,8 @@ class HttpsClient {
                                 std::string_view content_type = kSyncMlXml,
                                 const HttpHeaders& headers = {});
 
+  // One GET, no retry (enrollment probes and sign-in pages).
+  Result<HttpResponse> GetOnce(std::string_view path_or_url, const HttpHeaders& headers = {});
   // Closes the kept-alive connection (TLS close_notify, bounded by step_timeout).
   void Close();
 
