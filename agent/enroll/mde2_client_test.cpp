@@ -3,8 +3,10 @@
 #include "agent/enroll/mde2_client.h"
 
 #include <gtest/gtest.h>
+
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include "agent/enroll/fixture_for_tests.h"
 
 #include <fstream>
 #include <regex>
@@ -15,13 +17,7 @@
 namespace dm::enroll {
 namespace {
 
-std::string Fixture(const std::string& rel) {
-  std::ifstream in(std::string(DMAGENT_SOURCE_DIR) + "/tests/fixtures/ms-mde2/" + rel,
-                   std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Fixture(const std::string& rel) { return enroll::MsMde2Fixture(rel); }
 
 DeviceContext ReadmeDevice() {
   DeviceContext d;

@@ -2,19 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/enroll/fixture_for_tests.h"
+
 #include <fstream>
 #include <sstream>
 
 namespace dm::soap {
 namespace {
 
-std::string Fixture(const std::string& rel) {
-  std::ifstream in(std::string(DMAGENT_SOURCE_DIR) + "/tests/fixtures/ms-mde2/" + rel,
-                   std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Fixture(const std::string& rel) { return enroll::MsMde2Fixture(rel); }
 
 TEST(Soap, BuildsTheDiscoverHeaderByteForByte) {
   Addressing a;

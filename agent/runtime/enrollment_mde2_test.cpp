@@ -2,7 +2,9 @@
 // policy, a real CA signing the agent's CSR, the provisioning document applied to the real
 // SQLite database; then a management session and the unenrollment alert.
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
+#include "agent/enroll/fixture_for_tests.h"
 
 #include <atomic>
 #include <filesystem>
@@ -31,13 +33,7 @@ using transport::HttpRequest;
 using transport::HttpResponse;
 using transport::PeerInfo;
 
-std::string Fixture(const std::string& rel) {
-  std::ifstream in(std::string(DMAGENT_SOURCE_DIR) + "/tests/fixtures/ms-mde2/" + rel,
-                   std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Fixture(const std::string& rel) { return enroll::MsMde2Fixture(rel); }
 
 std::string B64Cert(const std::string& pem) {
   std::string b;
