@@ -1,7 +1,9 @@
 #include "base/crypto.h"
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -590,6 +592,61 @@ Result<Bytes> Base64Decode(std::string_view text) {
     }
   }
   return out;
+}
+
+std::string Base64UrlEncode(std::span<const uint8_t> data) {
+  std::string out = Base64Encode(data);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+Result<Bytes> Base64UrlDecode(std::string_view text) {
+  if (text.size() % 4 == 1) return InvalidArgument("base64url has an impossible length");
+  std::string std_form;
+  std_form.reserve(text.size() + 3);
+  for (char c : text) {
+    if (c == '+' || c == '/' || c == '=') return InvalidArgument("base64url has '+', '/' or '='");
+    std_form.push_back(c == '-' ? '+' : c == '_' ? '/' : c);
+  }
+  while (std_form.size() % 4 != 0) std_form.push_back('=');
+  return Base64Decode(std_form);
+}
+
+Result<Bytes> EcdsaDerToRaw(std::span<const uint8_t> signature_der) {
+  const unsigned char* p = signature_der.data();
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(
+      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(signature_der.size())), ECDSA_SIG_free);
+  if (!sig || p != signature_der.data() + signature_der.size()) {
+    return InvalidArgument("not a DER ECDSA signature");
+  }
+  Bytes raw(64);
+  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw.data(), 32) != 32 ||
+      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), raw.data() + 32, 32) != 32) {
+    return InvalidArgument("ECDSA signature is not a P-256 one");
+  }
+  return raw;
+}
+
+Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> signature_raw) {
+  if (signature_raw.size() != 64) return InvalidArgument("an ES256 signature is 64 bytes");
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(ECDSA_SIG_new(), ECDSA_SIG_free);
+  BIGNUM* r = BN_bin2bn(signature_raw.data(), 32, nullptr);
+  BIGNUM* s = BN_bin2bn(signature_raw.data() + 32, 32, nullptr);
+  if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return OpenSslError("ECDSA signature");
+  }
+  int len = i2d_ECDSA_SIG(sig.get(), nullptr);
+  if (len <= 0) return OpenSslError("ECDSA signature encoding");
+  Bytes der(static_cast<size_t>(len));
+  unsigned char* out = der.data();
+  i2d_ECDSA_SIG(sig.get(), &out);
+  return der;
 }
 
 }  // namespace dm::crypto

@@ -85,6 +85,9 @@ Result<Bytes> EcdsaSign(const SecretBytes& private_key_pem, std::span<const uint
 // OK when valid; Unauthenticated when the signature does not verify.
 Status EcdsaVerify(std::string_view public_key_pem, std::span<const uint8_t> data,
                    std::span<const uint8_t> signature_der);
+// JWS (RFC 7518 ES256) carries r || s, 32 bytes each, where OpenSSL speaks DER.
+Result<Bytes> EcdsaDerToRaw(std::span<const uint8_t> signature_der);
+Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> signature_raw);
 
 // ---- digests and MACs ----
 Result<Bytes> Sha256(std::span<const uint8_t> data);
@@ -107,5 +110,8 @@ std::string HexEncode(std::span<const uint8_t> data, bool upper = false);
 Result<Bytes> HexDecode(std::string_view hex);
 std::string Base64Encode(std::span<const uint8_t> data);  // standard alphabet, padded
 Result<Bytes> Base64Decode(std::string_view text);        // strict: no whitespace, padded
+// RFC 4648 section 5, without padding (JWTs).
+std::string Base64UrlEncode(std::span<const uint8_t> data);
+Result<Bytes> Base64UrlDecode(std::string_view text);
 
 }  // namespace dm::crypto

@@ -203,6 +203,32 @@ TEST(CryptoTest, EcdsaSignVerify) {
   EXPECT_EQ(EcdsaVerify(*pub, AsBytes("challenge"), bad).code(), Code::kUnauthenticated);
 }
 
+TEST(CryptoTest, Base64Url) {
+  EXPECT_EQ(Base64UrlEncode(B("\xfb\xff")), "-_8");
+  auto d = Base64UrlDecode("-_8");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, B("\xfb\xff"));
+  EXPECT_FALSE(Base64UrlDecode("+/8").ok());
+  EXPECT_FALSE(Base64UrlDecode("Zg==").ok());
+  EXPECT_FALSE(Base64UrlDecode("Z").ok());
+}
+
+TEST(CryptoTest, EcdsaRawFormRoundTripsAndVerifies) {
+  SecretBytes priv = GenerateEcKeyForTest();
+  auto pub = PublicKeyPem(priv);
+  ASSERT_TRUE(pub.ok());
+  auto der = EcdsaSign(priv, AsBytes("jws"));
+  ASSERT_TRUE(der.ok());
+  auto raw = EcdsaDerToRaw(*der);
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  EXPECT_EQ(raw->size(), 64u);
+  auto back = EcdsaRawToDer(*raw);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(EcdsaVerify(*pub, AsBytes("jws"), *back).ok());
+  EXPECT_FALSE(EcdsaRawToDer(std::span<const uint8_t>(raw->data(), 63)).ok());
+  EXPECT_FALSE(EcdsaDerToRaw(B("\x30\x00junk")).ok());
+}
+
 class RsaTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

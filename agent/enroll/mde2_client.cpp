@@ -17,22 +17,6 @@ namespace {
 
 using tinyxml2::XMLElement;
 
-constexpr char kEnrollmentNs[] =
-    "http://schemas.microsoft.com/windows/management/2012/01/enrollment";
-constexpr char kPolicyNs[] = "http://schemas.microsoft.com/windows/pki/2009/01/enrollmentpolicy";
-constexpr char kPasswordText[] =
-    "http://docs.oasis-open.org/wss/2004/01/"
-    "oasis-200401-wss-username-token-profile-1.0#PasswordText";
-constexpr char kBase64Binary[] =
-    "http://docs.oasis-open.org/wss/2004/01/"
-    "oasis-200401-wss-wssecurity-secext-1.0.xsd#base64binary";
-constexpr char kPkcs10[] = "http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS10";
-constexpr char kDeviceEnrollmentToken[] =
-    "http://schemas.microsoft.com/5.0.0.0/ConfigurationManager/Enrollment/DeviceEnrollmentToken";
-constexpr char kIssue[] = "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue";
-constexpr char kProvisionDoc[] =
-    "http://schemas.microsoft.com/5.0.0.0/ConfigurationManager/Enrollment/"
-    "DeviceEnrollmentProvisionDoc";
 constexpr char kEcOid[] = "1.2.840.10045.2.1";
 
 soap::Addressing RequestAddressing(std::string_view action, std::string_view to,

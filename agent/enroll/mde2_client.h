@@ -27,6 +27,26 @@ inline constexpr char kUserTokenType[] =
     "DeviceEnrollmentUserToken";
 inline constexpr char kJwtTokenType[] = "urn:ietf:params:oauth:token-type:jwt";
 inline constexpr char kDeviceIdExtensionOid[] = "1.3.6.1.4.1.311.66.1.0";
+// Namespaces and URIs both sides of the exchange name.
+inline constexpr char kEnrollmentNs[] =
+    "http://schemas.microsoft.com/windows/management/2012/01/enrollment";
+inline constexpr char kPolicyNs[] =
+    "http://schemas.microsoft.com/windows/pki/2009/01/enrollmentpolicy";
+inline constexpr char kWstepNs[] = "http://schemas.microsoft.com/windows/pki/2009/01/enrollment";
+inline constexpr char kPasswordText[] =
+    "http://docs.oasis-open.org/wss/2004/01/"
+    "oasis-200401-wss-username-token-profile-1.0#PasswordText";
+inline constexpr char kBase64Binary[] =
+    "http://docs.oasis-open.org/wss/2004/01/"
+    "oasis-200401-wss-wssecurity-secext-1.0.xsd#base64binary";
+inline constexpr char kPkcs10[] =
+    "http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS10";
+inline constexpr char kDeviceEnrollmentToken[] =
+    "http://schemas.microsoft.com/5.0.0.0/ConfigurationManager/Enrollment/DeviceEnrollmentToken";
+inline constexpr char kIssue[] = "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue";
+inline constexpr char kProvisionDoc[] =
+    "http://schemas.microsoft.com/5.0.0.0/ConfigurationManager/Enrollment/"
+    "DeviceEnrollmentProvisionDoc";
 
 // What goes into wsse:Security.
 struct Credential {

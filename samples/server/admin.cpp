@@ -30,7 +30,45 @@ json TenantJson(const Tenant& t) {
               {"name", t.name},
               {"federated", t.federated},
               {"consent",
-               {{"service", t.consent_pin_reset_service}, {"client", t.consent_pin_reset_client}}}};
+               {{"service", t.consent_pin_reset_service}, {"client", t.consent_pin_reset_client}}},
+              {"enrollment_token_expires_at", t.enrollment_token_expires_at},
+              {"poll",
+               {{"first_interval", t.poll.first_interval_min},
+                {"first_count", t.poll.first_count},
+                {"second_interval", t.poll.second_interval_min},
+                {"second_count", t.poll.second_count},
+                {"remaining_interval", t.poll.remaining_interval_min}}}};
+}
+
+int IntArg(const json& args, const char* key, int fallback) {
+  if (!args.contains(key) || args.at(key).is_null()) return fallback;
+  return args.at(key).get<int>();
+}
+
+Result<json> TenantToken(Store& store, const Tenant& tenant, const json& args) {
+  if (Flag(args, "revoke")) {
+    DM_RETURN_IF_ERROR(store.RevokeEnrollmentToken(tenant.id));
+    return json{{"tenant", tenant.id}, {"revoked", true}};
+  }
+  const int days = IntArg(args, "valid_days", 30);
+  DM_ASSIGN_OR_RETURN(std::string token,
+                      store.RotateEnrollmentToken(tenant.id, std::chrono::hours(24) * days));
+  DM_ASSIGN_OR_RETURN(Tenant updated, store.TenantById(tenant.id));
+  return json{{"tenant", tenant.id},
+              {"enrollment_token", token},
+              {"expires_at", updated.enrollment_token_expires_at}};
+}
+
+Result<json> TenantPoll(Store& store, const Tenant& tenant, const json& args) {
+  PollSchedule p = tenant.poll;
+  p.first_interval_min = IntArg(args, "first_interval", p.first_interval_min);
+  p.first_count = IntArg(args, "first_count", p.first_count);
+  p.second_interval_min = IntArg(args, "second_interval", p.second_interval_min);
+  p.second_count = IntArg(args, "second_count", p.second_count);
+  p.remaining_interval_min = IntArg(args, "remaining_interval", p.remaining_interval_min);
+  DM_RETURN_IF_ERROR(store.SetPollSchedule(tenant.id, p));
+  DM_ASSIGN_OR_RETURN(Tenant updated, store.TenantById(tenant.id));
+  return TenantJson(updated);
 }
 
 Result<json> TenantAdd(Store& store, const json& args) {
@@ -149,6 +187,13 @@ Result<json> Dispatch(Store& store, std::string_view op, const json& args) {
         {"profile", profile}, {"group", group}, {"mode", mode}, {"removed", Flag(args, "remove")}};
   }
   if (op == "consent") return Consent(store, tenant, args);
+  if (op == "tenant.token") return TenantToken(store, tenant, args);
+  if (op == "tenant.poll") return TenantPoll(store, tenant, args);
+  if (op == "device.retire") {
+    DM_ASSIGN_OR_RETURN(std::string device, Required(args, "device"));
+    DM_RETURN_IF_ERROR(store.RetireDevice(tenant.id, device));
+    return json{{"device", device}, {"retired", true}};
+  }
   return NotFound("unknown admin operation '" + std::string(op) + "'");
 }
 

@@ -3,7 +3,8 @@
 // JSON body or on the CLI's stdin, never in argv or logs.
 //
 // Operations, their arguments (JSON object) -> result:
-//   tenant.add     name, id?, federated? -> id, name, federated, enrollment_token
+//   tenant.add     name, id?, federated? -> id, name, federated, enrollment_token (a bulk token
+//                  valid 30 days)
 //   tenant.list    - -> tenants[]
 //   user.add       tenant?, upn, password, totp_secret? (base32; generated when absent)
 //                  -> upn, tenant, totp_secret (only when generated)
@@ -17,6 +18,12 @@
 //                  -> profile, group, mode, removed
 //   consent        tenant?, app ("service" | "client" | app id), granted? (true)
 //                  -> the tenant: id, name, federated, consent {service, client}
+//   tenant.token   tenant?, valid_days? (30), revoke? -> a new bulk enrollment token (shown
+//                  once, the old one stops working) and expires_at; or revoked
+//   tenant.poll    tenant?, first_interval?, first_count?, second_interval?, second_count?,
+//                  remaining_interval? (minutes) -> the tenant
+//   device.retire  tenant?, device -> device, retired: its certificate stops working and the
+//                  DeviceID may enroll again
 //   report         - -> see report.h
 //   device.report  device -> device, report (XML)
 // `tenant` is an id or name; omitted, the only tenant.

@@ -1,145 +1,223 @@
-// POST /EnrollmentServer/enroll
+// Enrollment.svc: MS-WSTEP RequestSecurityToken. A PKCS#10 (real Windows CSRs included: SHA-1
+// signed, odd subject) and the AdditionalContext in; a certificate for the DeviceID signed with
+// SHA-256 and the provisioning document out.
 //
-// Request:  {"dev_id": "...", "csr": "-----BEGIN CERTIFICATE REQUEST-----...",
-//            "enrollment_token": "...", "upn": "alice@fabrikam.test" (optional)}
-// Response: {"device_id", "tenant_id", "tenant_name", "certificate" (PEM, CN = dev_id),
-//            "ca_certificate" (PEM), "management_url",
-//            "pin_reset": {"url", "public_key_url", "public_key" (SPKI PEM)},
-//            "federation_login_url", "hello_cert_url"}
-// The certificate's subject is the DevId the server was told, never what the CSR says.
-//
-// POST /EnrollmentServer/hello-certificate (mutual TLS: an enrolled device)
-// Request:  {"public_key": SPKI PEM, "upn": a user of the device's tenant}
-// Response: {"certificate": PEM, CN = the UPN, clientAuth, issued by the server CA}
-// The enterprise CA certifying a Windows Hello key (certificate trust).
+// Re-enrolling a DeviceID that is enrolled needs proof of the current device key: the request
+// comes over mutual TLS with the device's current certificate (what MS-MDE2 renewal does). An
+// admin's `device.retire` frees the DeviceID. Anyone else gets 409.
 #include <spdlog/spdlog.h>
 
-#include "samples/server/server_internal.h"
+#include <cctype>
+
+#include "agent/enroll/mde2_client.h"
+#include "samples/server/mde2_service.h"
+#include "samples/server/provisioning_doc.h"
 #include "samples/server/targeting.h"
 
 namespace dm::server {
 namespace {
 
-using nlohmann::json;
+using tinyxml2::XMLElement;
+using transport::HttpResponse;
 
-// A DevId is an opaque identifier; keep it to what fits in a certificate CN and a LocURI.
-Status ValidateDevId(std::string_view id) {
-  if (id.empty() || id.size() > 64) return InvalidArgument("dev_id must be 1-64 characters");
+constexpr soap::Limits kRequestLimits{.max_bytes = 256 * 1024, .max_depth = 16};
+constexpr size_t kMaxCsrBytes = 16 * 1024;
+constexpr char kRstrcAction[] =
+    "http://schemas.microsoft.com/windows/pki/2009/01/enrollment/RSTRC/wstep";
+
+// A DeviceID is what the device sends as SyncML Source and what its certificate's CN says.
+Status ValidateDeviceId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return InvalidArgument("DeviceID must be 1-64 characters");
   for (char c : id) {
     bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               c == '-' || c == '_' || c == '.' || c == '{' || c == '}';
-    if (!ok) return InvalidArgument("dev_id may hold letters, digits and - _ . { } only");
+    if (!ok) return InvalidArgument("DeviceID may hold letters, digits and - _ . { } only");
   }
   return Status::Ok();
 }
 
-Result<json> Enroll(ServerContext& ctx, const json& request) {
-  if (!request.is_object()) return InvalidArgument("the body must be a JSON object");
-  const std::string dev_id = request.value("dev_id", "");
-  const std::string csr = request.value("csr", "");
-  const std::string token = request.value("enrollment_token", "");
-  const std::string upn = request.value("upn", "");
-  DM_RETURN_IF_ERROR(ValidateDevId(dev_id));
-  if (csr.empty()) return InvalidArgument("missing \"csr\" (PKCS#10 PEM)");
-  if (token.empty()) return Unauthenticated("missing \"enrollment_token\"");
-
-  Store& store = ctx.store;
-  auto lock = store.Lock();
-  DM_ASSIGN_OR_RETURN(Tenant tenant, store.TenantByEnrollmentToken(token));
-  if (!upn.empty()) {
-    auto user = store.FindUser(upn);
-    if (!user.ok() || user->tenant_id != tenant.id) {
-      return InvalidArgument("user " + upn + " is not in tenant " + tenant.name);
+Status ValidateHwDevId(std::string_view id) {
+  if (id.size() > 128) return InvalidArgument("HWDevID is longer than 128 characters");
+  for (char c : id) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) && c != '-') {
+      return InvalidArgument("HWDevID must be hexadecimal");
     }
   }
-  DM_ASSIGN_OR_RETURN(std::optional<Device> existing, store.FindDevice(dev_id));
-  if (existing && existing->tenant_id != tenant.id) {
-    return AlreadyExists("device " + dev_id + " is enrolled in another tenant");
+  return Status::Ok();
+}
+
+struct EnrollRequest {
+  std::string csr_pem;
+  std::string device_id;
+  std::string hw_dev_id;
+  std::string enrollment_type = "Full";
+};
+
+Result<EnrollRequest> ReadRequest(const XMLElement* rst) {
+  using soap::Child;
+  using soap::Text;
+  if (Text(Child(rst, soap::kWstNs, "TokenType")) != enroll::kDeviceEnrollmentToken) {
+    return InvalidArgument("TokenType must be DeviceEnrollmentToken");
   }
+  if (Text(Child(rst, soap::kWstNs, "RequestType")) != enroll::kIssue) {
+    return InvalidArgument("only the Issue RequestType is served (renewal re-enrolls over mTLS)");
+  }
+  const XMLElement* bst = Child(rst, soap::kWsseNs, "BinarySecurityToken");
+  const char* vt = soap::Attr(bst, "ValueType");
+  if (!bst || !vt || std::string_view(vt) != enroll::kPkcs10) {
+    return InvalidArgument("the request holds no PKCS#10 BinarySecurityToken");
+  }
+  const std::string b64 = Text(bst);
+  if (b64.size() > kMaxCsrBytes * 4 / 3 + 4) return InvalidArgument("the CSR is too large");
+  auto der = crypto::Base64Decode(b64);
+  if (!der.ok() || der->empty()) return InvalidArgument("the CSR is not base64");
+  EnrollRequest out;
+  out.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\n";
+  const std::string clean = crypto::Base64Encode(*der);
+  for (size_t i = 0; i < clean.size(); i += 64) out.csr_pem += clean.substr(i, 64) + "\n";
+  out.csr_pem += "-----END CERTIFICATE REQUEST-----\n";
 
-  pki::IssueOptions issue;
-  issue.common_name = dev_id;
-  issue.not_before = store.clock().Now() - std::chrono::minutes(5);  // clock skew
-  issue.validity = ctx.device_cert_validity;
-  issue.client_auth = true;
-  DM_ASSIGN_OR_RETURN(std::string cert, pki::IssueFromCsr(ctx.ca, csr, issue));
-  DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(cert));
+  for (const XMLElement* item :
+       soap::Children(Child(rst, soap::kAcNs, "AdditionalContext"), soap::kAcNs, "ContextItem")) {
+    const char* name = soap::Attr(item, "Name");
+    if (!name) continue;
+    const std::string value = Text(Child(item, soap::kAcNs, "Value"));
+    const std::string_view n = name;
+    if (n == "DeviceID") out.device_id = value;
+    if (n == "HWDevID") out.hw_dev_id = value;
+    if (n == "EnrollmentType") out.enrollment_type = value;
+  }
+  DM_RETURN_IF_ERROR(ValidateDeviceId(out.device_id));
+  DM_RETURN_IF_ERROR(ValidateHwDevId(out.hw_dev_id));
+  if (out.enrollment_type != "Full" && out.enrollment_type != "Device") {
+    return InvalidArgument("EnrollmentType must be Full or Device");
+  }
+  return out;
+}
 
-  DM_ASSIGN_OR_RETURN(auto tx, store.db().Begin());
-  // Re-enrollment replaces the certificate: the old one stops working (serial check).
-  DM_RETURN_IF_ERROR(store.db().Run(
-      "INSERT INTO devices (dev_id, tenant_id, cert_serial, cert_thumbprint, enrolled_upn, "
-      "enrolled, enrolled_at) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (dev_id) DO UPDATE SET "
-      "cert_serial = excluded.cert_serial, cert_thumbprint = excluded.cert_thumbprint, "
-      "enrolled_upn = excluded.enrolled_upn, enrolled = 1, enrolled_at = excluded.enrolled_at",
-      dev_id, tenant.id, info.serial_hex, info.thumbprint, upn, store.Now()));
-  // A (re-)enrolled device starts from scratch: everything assigned is delivered again.
-  DM_RETURN_IF_ERROR(store.db().Run(
-      "UPDATE commands SET state = 'cancelled' WHERE dev_id = ? AND state = 'queued'", dev_id));
-  DM_RETURN_IF_ERROR(store.db().Run("DELETE FROM setting_status WHERE dev_id = ?", dev_id));
-  DM_RETURN_IF_ERROR(NoteDeviceUser(store, dev_id, upn));
-  DM_RETURN_IF_ERROR(tx.Commit());
-  spdlog::info("enrolled device {} in tenant {} (certificate {})", dev_id, tenant.name,
-               info.thumbprint);
+// 409 unless the DeviceID is free, or the request proves the current device key.
+Status CheckTakeover(const std::optional<Device>& existing, const EnrollCaller& caller,
+                     const transport::PeerInfo& peer) {
+  if (!existing || !existing->enrolled) return Status::Ok();
+  const bool proves_key = peer.has_client_cert && peer.client_cert_cn == existing->dev_id &&
+                          !existing->cert_serial.empty() &&
+                          peer.client_cert_serial_hex == existing->cert_serial;
+  if (proves_key && existing->tenant_id == caller.tenant.id) return Status::Ok();
+  return AlreadyExists("device " + existing->dev_id +
+                       " is enrolled: enrolling it again needs its current certificate (mutual "
+                       "TLS) or an admin's retire");
+}
 
-  return json{{"device_id", dev_id},
-              {"tenant_id", tenant.id},
-              {"tenant_name", tenant.name},
-              {"certificate", cert},
-              {"ca_certificate", ctx.ca.cert_pem},
-              {"management_url", ctx.base_url + "/ManagementServer/MDM.svc"},
-              {"pin_reset",
-               {{"url", ctx.base_url + "/PinReset/recover"},
-                {"public_key_url", ctx.base_url + "/PinReset/publickey"},
-                {"public_key", ctx.pin_reset_public_key}}},
-              {"federation_login_url", ctx.base_url + "/federation/login"},
-              {"hello_cert_url", ctx.base_url + "/EnrollmentServer/hello-certificate"}};
+std::string RstrcEnvelope(std::string_view relates_to, const std::string& doc) {
+  soap::Envelope env(soap::AddressingNamespaces(), AnswerAddressing(kRstrcAction, relates_to));
+  XMLElement* coll = env.Add(env.body(), "RequestSecurityTokenResponseCollection");
+  coll->SetAttribute("xmlns", soap::kWstNs.data());
+  XMLElement* resp = env.Add(coll, "RequestSecurityTokenResponse");
+  env.Add(resp, "TokenType", enroll::kDeviceEnrollmentToken);
+  XMLElement* disp = env.Add(resp, "DispositionMessage");
+  disp->SetAttribute("xmlns", enroll::kWstepNs);
+  XMLElement* bst = env.Add(env.Add(resp, "RequestedSecurityToken"), "BinarySecurityToken",
+                            crypto::Base64Encode(crypto::AsBytes(doc)));
+  bst->SetAttribute("xmlns", soap::kWsseNs.data());
+  bst->SetAttribute("ValueType", enroll::kProvisionDoc);
+  bst->SetAttribute("EncodingType", enroll::kBase64Binary);
+  XMLElement* id = env.Add(resp, "RequestID", "0");
+  id->SetAttribute("xmlns", enroll::kWstepNs);
+  return env.Serialize();
 }
 
 }  // namespace
 
-transport::HttpResponse HandleEnroll(ServerContext& ctx, const transport::HttpRequest& request) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return JsonError(400, "invalid_request", "the body is not JSON");
-  Result<json> result = InvalidArgument("bad request");
-  try {
-    result = Enroll(ctx, body);
-  } catch (const json::exception& e) {
-    return JsonError(400, "invalid_request", std::string("bad field: ") + e.what());
+HttpResponse HandleEnrollment(ServerContext& ctx, const transport::HttpRequest& request,
+                              const transport::PeerInfo& peer) {
+  auto m = soap::Message::Parse(request.body, kRequestLimits);
+  if (!m.ok()) return SoapFault(400, "s:messageformat", m.status().message());
+  const std::string relates = m->addressing().message_id.substr(0, 128);
+  if (m->addressing().action != enroll::kActionRst ||
+      !soap::Is(m->payload(), soap::kWstNs, "RequestSecurityToken")) {
+    return SoapFault(400, "s:messageformat",
+                     "expected one wst:RequestSecurityToken with the RST/wstep action", relates);
   }
-  if (!result.ok()) {
-    spdlog::info("enrollment refused: {}", result.error().ToString());
-    return StatusError(result.error());
-  }
-  return JsonResponse(200, *result);
-}
+  auto req = ReadRequest(m->payload());
+  if (!req.ok()) return SoapFault(400, "s:messageformat", req.error().message(), relates);
 
-transport::HttpResponse HandleHelloCertificate(ServerContext& ctx,
-                                               const transport::HttpRequest& request,
-                                               const transport::PeerInfo& peer) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object() || !body.contains("public_key") || !body.contains("upn") ||
-      !body["public_key"].is_string() || !body["upn"].is_string()) {
-    return JsonError(400, "invalid_request", "expected {\"public_key\": PEM, \"upn\": UPN}");
-  }
-  const std::string upn = body["upn"];
   Store& store = ctx.store;
   auto lock = store.Lock();
-  auto device = DeviceOfPeer(store, peer);
-  if (!device.ok()) return JsonError(403, "device_not_enrolled", device.error().message());
-  auto user = store.FindUser(upn);
-  if (!user.ok() || user->tenant_id != device->tenant_id) {
-    return JsonError(403, "unknown_user", upn + " is not a user of the device's tenant");
+  auto caller = AuthenticateEnrollment(ctx, *m);
+  if (!caller.ok()) {
+    spdlog::info("enrollment of {} refused: {}", req->device_id, caller.error().message());
+    return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);
   }
+  auto existing = store.FindDevice(req->device_id);
+  if (!existing.ok()) return SoapFault(500, "s:internalservicefault", "internal error", relates);
+  if (Status s = CheckTakeover(*existing, *caller, peer); !s.ok()) {
+    spdlog::warn("enrollment of {} refused: {} (caller {} by {})", req->device_id, s.message(),
+                 caller->upn.empty() ? "-" : caller->upn, caller->how);
+    HttpResponse r = SoapFault(409, "s:authorization", s.message(), relates);
+    return r;
+  }
+
   pki::IssueOptions issue;
-  issue.common_name = user->upn;
-  issue.not_before = store.clock().Now() - std::chrono::minutes(5);
+  issue.common_name = req->device_id;
+  issue.not_before = store.clock().Now() - std::chrono::minutes(5);  // clock skew
   issue.validity = ctx.device_cert_validity;
   issue.client_auth = true;
-  auto cert = pki::IssueForPublicKey(ctx.ca, body["public_key"].get<std::string>(), issue);
-  if (!cert.ok()) return JsonError(400, "invalid_public_key", cert.error().message());
-  spdlog::info("issued a Hello certificate for {} on device {}", user->upn, device->dev_id);
-  return JsonResponse(200, json{{"certificate", *cert}});
+  auto cert = pki::IssueFromCsr(ctx.ca, req->csr_pem, issue);
+  if (!cert.ok()) {
+    return SoapFault(400, "s:certificaterequest", cert.error().message(), relates);
+  }
+  auto info = pki::ParseCertificate(*cert);
+  auto doc = BuildProvisioningDoc({.ca_cert_pem = ctx.ca.cert_pem,
+                                   .device_cert_pem = *cert,
+                                   .enrollment_type = req->enrollment_type,
+                                   .management_url = ctx.base_url + "/ManagementServer/MDM.svc",
+                                   .renew_url = ctx.base_url + "/EnrollmentServer/Enrollment.svc",
+                                   .name = caller->tenant.name,
+                                   .poll = caller->tenant.poll});
+  if (!info.ok() || !doc.ok()) {
+    spdlog::error("enrollment of {}: {}", req->device_id,
+                  (!info.ok() ? info.error() : doc.error()).ToString());
+    return SoapFault(500, "s:enrollmentserver", "the certificate could not be issued", relates);
+  }
+
+  Status written = [&]() -> Status {
+    DM_ASSIGN_OR_RETURN(auto tx, store.db().Begin());
+    if (!caller->jti.empty()) {
+      DM_RETURN_IF_ERROR(store.SpendTokenId(caller->jti, caller->token_expires_at));
+    }
+    // Re-enrollment replaces the certificate: the old one stops working (serial check).
+    DM_RETURN_IF_ERROR(store.db().Run(
+        "INSERT INTO devices (dev_id, tenant_id, cert_serial, cert_thumbprint, enrolled_upn, "
+        "enrolled, enrolled_at, hw_dev_id, enrollment_type) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) "
+        "ON CONFLICT (dev_id) DO UPDATE SET tenant_id = excluded.tenant_id, "
+        "cert_serial = excluded.cert_serial, cert_thumbprint = excluded.cert_thumbprint, "
+        "enrolled_upn = excluded.enrolled_upn, enrolled = 1, enrolled_at = excluded.enrolled_at, "
+        "hw_dev_id = excluded.hw_dev_id, enrollment_type = excluded.enrollment_type",
+        req->device_id, caller->tenant.id, info->serial_hex, info->thumbprint, caller->upn,
+        store.Now(), req->hw_dev_id, req->enrollment_type));
+    // A (re-)enrolled device starts from scratch: everything assigned is delivered again.
+    DM_RETURN_IF_ERROR(store.db().Run(
+        "UPDATE commands SET state = 'cancelled' WHERE dev_id = ? AND state = 'queued'",
+        req->device_id));
+    DM_RETURN_IF_ERROR(
+        store.db().Run("DELETE FROM setting_status WHERE dev_id = ?", req->device_id));
+    if (!caller->upn.empty())
+      DM_RETURN_IF_ERROR(NoteDeviceUser(store, req->device_id, caller->upn));
+    return tx.Commit();
+  }();
+  if (!written.ok()) {
+    if (written.code() == Code::kUnauthenticated) {
+      spdlog::info("enrollment of {} refused: {}", req->device_id, written.message());
+      return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);
+    }
+    spdlog::error("enrollment of {}: {}", req->device_id, written.ToString());
+    return SoapFault(500, "s:internalservicefault", "internal error", relates);
+  }
+  spdlog::info("enrolled device {} (HWDevID {}, {}) in tenant {} by {} ({}), certificate {}",
+               req->device_id, req->hw_dev_id.empty() ? "-" : req->hw_dev_id, req->enrollment_type,
+               caller->tenant.name, caller->upn.empty() ? "-" : caller->upn, caller->how,
+               info->thumbprint);
+  return SoapAnswer(RstrcEnvelope(relates, *doc));
 }
 
 }  // namespace dm::server

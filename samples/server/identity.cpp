@@ -8,9 +8,15 @@
 //   cannot reach the page.
 // GET /login, GET /adfs/ls/ (IdP host only): an HTML form (username, password, otp).
 // POST the same path, application/x-www-form-urlencoded: 200 HTML "Signed in as U" or 401.
+// MS-MDE2 Federated enrollment: GET /adfs/ls/?appru=ms-app://...&login_hint=UPN carries appru
+// in a hidden field; a successful POST answers with a form for appru whose hidden `wresult` is
+// a signed user token (user_token.h) the enrollment service accepts once.
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include "samples/server/server_internal.h"
+#include "samples/server/user_token.h"
 
 namespace dm::server {
 namespace {
@@ -24,8 +30,33 @@ std::string HostOf(const std::string& url) {
   return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
+// Where the IdP may hand a token back: Windows' enrollment app callbacks only, never a web
+// URL that could carry the token elsewhere.
+bool AllowedCallback(std::string_view appru) {
+  constexpr std::string_view kScheme = "ms-app://";
+  if (appru.size() <= kScheme.size() || appru.size() > 256 ||
+      appru.substr(0, kScheme.size()) != kScheme) {
+    return false;
+  }
+  for (char c : appru.substr(kScheme.size())) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_' &&
+        c != '/') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string TokenPage(std::string_view appru, std::string_view token) {
+  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Signed in</title></head>"
+         "<body>\n<form method=\"post\" action=\"" +
+         HtmlEscape(appru) + "\">\n<input type=\"hidden\" name=\"wresult\" value=\"" +
+         HtmlEscape(token) +
+         "\">\n<button type=\"submit\">Continue</button>\n</form>\n</body></html>\n";
+}
+
 std::string SignInPage(std::string_view title, std::string_view action, std::string_view user,
-                       std::string_view message) {
+                       std::string_view message, std::string_view appru = {}) {
   std::string page = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" +
                      HtmlEscape(title) + "</title></head><body>\n<h1>" + HtmlEscape(title) +
                      "</h1>\n";
@@ -36,7 +67,11 @@ std::string SignInPage(std::string_view title, std::string_view action, std::str
           "\"></label>\n<label>Password <input name=\"password\" type=\"password\" "
           "autocomplete=\"current-password\"></label>\n<label>Verification code <input "
           "name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\"></label>\n"
-          "<button type=\"submit\">Sign in</button>\n</form>\n</body></html>\n";
+          "<button type=\"submit\">Sign in</button>\n";
+  if (!appru.empty()) {
+    page += "<input type=\"hidden\" name=\"appru\" value=\"" + HtmlEscape(appru) + "\">\n";
+  }
+  page += "</form>\n</body></html>\n";
   return page;
 }
 
@@ -70,9 +105,19 @@ transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRe
   const std::string title = federated ? "Fabrikam federated sign-in" : "Sign in";
   const std::string action = federated ? "/adfs/ls/" : "/login";
   if (request.method == "GET") {
-    return HtmlResponse(200, SignInPage(title, action, ParseForm(query)["username"], ""));
+    auto params = ParseForm(query);
+    const std::string appru = federated ? params["appru"] : "";
+    if (!appru.empty() && !AllowedCallback(appru)) {
+      return HtmlResponse(400, SignInPage(title, action, "", "this callback is not allowed"));
+    }
+    const std::string user = params.count("login_hint") ? params["login_hint"] : params["username"];
+    return HtmlResponse(200, SignInPage(title, action, user, "", appru));
   }
   auto form = ParseForm(request.body);
+  const std::string appru = federated ? form["appru"] : "";
+  if (!appru.empty() && !AllowedCallback(appru)) {
+    return HtmlResponse(400, SignInPage(title, action, "", "this callback is not allowed"));
+  }
   const std::string upn = form["username"];
   SecretBytes password(form["password"]);
   std::string& password_field = form["password"];
@@ -88,7 +133,14 @@ transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRe
   Status s = ctx.store.VerifyUser(right_page ? upn : std::string_view(), password, form["otp"]);
   if (!s.ok()) {
     if (s.code() != Code::kUnauthenticated) return StatusError(s);
-    return HtmlResponse(401, SignInPage(title, action, upn, s.message()));
+    return HtmlResponse(401, SignInPage(title, action, upn, s.message(), appru));
+  }
+  if (!appru.empty()) {
+    auto token = ctx.user_tokens.Issue(user->tenant_id, user->upn, ctx.store.Now(),
+                                       std::chrono::minutes(10), ctx.store.random());
+    if (!token.ok()) return StatusError(token.error());
+    spdlog::info("{} signed in at the IdP for enrollment", user->upn);
+    return HtmlResponse(200, TokenPage(appru, *token));
   }
   spdlog::info("{} signed in at the {} page", user->upn, federated ? "IdP" : "managed");
   return HtmlResponse(200, "<!DOCTYPE html>\n<html><body><p>Signed in as " + HtmlEscape(user->upn) +

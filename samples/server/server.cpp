@@ -15,6 +15,7 @@
 #include "base/pki.h"
 #include "samples/server/admin.h"
 #include "samples/server/management.h"
+#include "samples/server/mde2_service.h"
 #include "samples/server/server_internal.h"
 #include "storage/state_dir.h"
 
@@ -226,7 +227,8 @@ StatePaths PathsFor(const fs::path& dir) {
                     .server_cert = dir / "server.pem",
                     .server_key = dir / "server-key.pem",
                     .pin_reset_key = dir / "pin-reset-key.pem",
-                    .admin_token = dir / "admin-token"};
+                    .admin_token = dir / "admin-token",
+                    .idp_key = dir / "idp-key.pem"};
 }
 
 Status InitState(const ServerOptions& options) {
@@ -244,6 +246,10 @@ Status InitState(const ServerOptions& options) {
   if (!fs::exists(paths.pin_reset_key)) {
     DM_ASSIGN_OR_RETURN(SecretBytes key, crypto::GenerateRsaPrivateKey(options.pin_reset_rsa_bits));
     DM_RETURN_IF_ERROR(WriteFile(paths.pin_reset_key, key.view(), 0600));
+  }
+  if (!fs::exists(paths.idp_key)) {
+    DM_ASSIGN_OR_RETURN(pki::KeyPair key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
+    DM_RETURN_IF_ERROR(WriteFile(paths.idp_key, key.private_pem.view(), 0600));
   }
   if (!fs::exists(paths.admin_token)) {
     DM_ASSIGN_OR_RETURN(SecretBytes raw, options.random->Secret(32));
@@ -274,6 +280,7 @@ class DmServer::Impl {
   std::string pin_reset_public_key;
   std::string admin_token_sha256;
   std::unique_ptr<transport::HttpsServer> https;
+  std::optional<UserTokenSigner> user_tokens;  // issuer = the IdP's URL, known with the port
   // Set once the port is known (after the listener started): requests that race the start
   // get 503.
   std::unique_ptr<ServerContext> ctx_owner;
@@ -350,6 +357,14 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
     return JsonError(404, "not_found", "the IdP host serves /adfs/ls/ only");
   }
 
+  // enterpriseenrollment.<domain>, where Windows looks from a UPN: the enrollment service only.
+  if (!options.enrollment_domain.empty() &&
+      RequestHost(request) == "enterpriseenrollment." + AsciiLower(options.enrollment_domain) &&
+      path.substr(0, 29) != "/EnrollmentServer/Discovery.s" &&
+      path != "/EnrollmentServer/Policy.svc" && path != "/EnrollmentServer/Enrollment.svc") {
+    return JsonError(404, "not_found", "the enrollment host serves /EnrollmentServer/*.svc only");
+  }
+
   if (path == "/ManagementServer/MDM.svc") {
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
     if (!peer.has_client_cert) {
@@ -367,9 +382,17 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
     r.body = std::move(reply.body);
     return r;
   }
-  if (path == "/EnrollmentServer/enroll") {
+  if (path == "/EnrollmentServer/Discovery.svc") {
+    if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
+    return HandleDiscovery(*context, request);
+  }
+  if (path == "/EnrollmentServer/Policy.svc") {
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
-    return HandleEnroll(*context, request);
+    return HandlePolicy(*context, request);
+  }
+  if (path == "/EnrollmentServer/Enrollment.svc") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    return HandleEnrollment(*context, request, peer);
   }
   if (path == "/PinReset/publickey") {
     if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
@@ -430,6 +453,9 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   issue.server_auth = true;
   std::vector<std::string> names = {"127.0.0.1", "localhost", options.listen_address,
                                     options.public_host, options.idp_host};
+  if (!options.enrollment_domain.empty()) {
+    names.push_back("enterpriseenrollment." + AsciiLower(options.enrollment_domain));
+  }
   names.insert(names.end(), options.extra_names.begin(), options.extra_names.end());
   for (const std::string& n : names) {
     if (n.empty() || n == "0.0.0.0" || n == "::") continue;
@@ -462,6 +488,13 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
                                         return raw->Route(request, peer);
                                       }));
   const std::string port = std::to_string(raw->https->port());
+  const std::string idp_base_url = "https://" + UrlHost(options.idp_host) + ":" + port;
+  {
+    DM_ASSIGN_OR_RETURN(SecretBytes idp_key, ReadSecretFile(paths.idp_key));
+    DM_ASSIGN_OR_RETURN(UserTokenSigner signer,
+                        UserTokenSigner::Create(std::move(idp_key), idp_base_url));
+    raw->user_tokens.emplace(std::move(signer));
+  }
   raw->ctx_owner = std::make_unique<ServerContext>(
       ServerContext{.store = *raw->store,
                     .management = *raw->management,
@@ -469,8 +502,9 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
                     .pin_reset_key = raw->pin_reset_key,
                     .pin_reset_public_key = raw->pin_reset_public_key,
                     .base_url = "https://" + UrlHost(options.public_host) + ":" + port,
-                    .idp_base_url = "https://" + UrlHost(options.idp_host) + ":" + port,
-                    .device_cert_validity = options.device_cert_validity});
+                    .idp_base_url = idp_base_url,
+                    .device_cert_validity = options.device_cert_validity,
+                    .user_tokens = *raw->user_tokens});
   raw->management->SetAgentServices(
       AgentServicesAt(raw->ctx_owner->base_url, raw->pin_reset_public_key));
   raw->ctx.store(raw->ctx_owner.get());

@@ -8,9 +8,13 @@
 //                      127.0.0.1, localhost, the public host, the IdP host)
 //   pin-reset-key.pem  the PIN reset service's RSA key (0600)
 //   admin-token        bearer token of the admin API (0600)
+//   idp-key.pem        the IdP's EC P-256 key signing user tokens (0600)
 //
 // Endpoints (JSON unless noted; errors are {"error": code, "message": text}):
-//   POST /EnrollmentServer/enroll         enrollment (no client certificate needed)
+//   GET|POST /EnrollmentServer/Discovery.svc   MS-MDE2 Discovery (SOAP)
+//   POST /EnrollmentServer/Policy.svc          MS-XCEP GetPolicies (SOAP)
+//   POST /EnrollmentServer/Enrollment.svc      MS-WSTEP RequestSecurityToken (SOAP; mutual TLS
+//                                              with the current certificate to re-enroll)
 //   POST /ManagementServer/MDM.svc        OMA-DM SyncML; mutual TLS required
 //   GET|POST /PinReset/publickey          the PIN reset service's public key
 //   POST /PinReset/recover                protector recovery; mutual TLS required
@@ -18,7 +22,9 @@
 //   POST /EnrollmentServer/hello-certificate  certifies a user's Hello key; mTLS
 //   GET|POST /federation/login?upn=U      where U signs in (managed or federated IdP)
 //   GET|POST /login                       managed sign-in page (HTML form / form POST)
-//   Host idp.<...> only: GET|POST /adfs/ls/  the federated IdP's sign-in page
+//   Host idp.<...> only: GET|POST /adfs/ls/  the federated IdP's sign-in page (and, with
+//                                         appru, the enrollment token page)
+//   Host enterpriseenrollment.<domain> only: the three .svc endpoints above
 //   POST /admin/v1/<op>, GET /admin/v1/report   admin API, Authorization: Bearer <admin-token>
 #pragma once
 
@@ -49,6 +55,9 @@ struct ServerOptions {
   // The federated IdP's host name: requests with this Host get only the IdP's pages.
   std::string idp_host = "idp.fabrikam.test";
   std::vector<std::string> extra_names;  // more subjectAltNames for the server certificate
+  // Windows looks for enterpriseenrollment.<domain> from a user's UPN: that host is in the
+  // certificate and serves the enrollment endpoints. Empty: no such host.
+  std::string enrollment_domain;
 
   const Clock* clock = &Clock::System();
   crypto::Random* random = &crypto::OsRandom();
@@ -60,7 +69,7 @@ struct ServerOptions {
 
 struct StatePaths {
   std::filesystem::path database, ca_cert, ca_key, server_cert, server_key, pin_reset_key,
-      admin_token;
+      admin_token, idp_key;
 };
 StatePaths PathsFor(const std::filesystem::path& state_dir);
 

@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "samples/server/management.h"
 #include "samples/server/store.h"
+#include "samples/server/user_token.h"
 
 namespace dm::server {
 
@@ -27,6 +28,7 @@ struct ServerContext {
   std::string base_url;      // https://public_host:port
   std::string idp_base_url;  // https://idp_host:port
   std::chrono::seconds device_cert_validity;
+  const UserTokenSigner& user_tokens;  // the IdP's
 };
 
 transport::HttpResponse JsonResponse(int status, const nlohmann::json& body);
@@ -46,7 +48,6 @@ std::string HtmlEscape(std::string_view text);
 // certificate is missing, unknown, superseded or its device unenrolled.
 Result<Device> DeviceOfPeer(Store& store, const transport::PeerInfo& peer);
 
-transport::HttpResponse HandleEnroll(ServerContext& ctx, const transport::HttpRequest& request);
 transport::HttpResponse HandlePinResetPublicKey(ServerContext& ctx);
 transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
                                               const transport::HttpRequest& request,

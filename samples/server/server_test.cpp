@@ -10,9 +10,12 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "agent/enroll/mde2_client.h"
+#include "agent/enroll/provisioning_doc.h"
 #include "agent/syncml/codec.h"
 #include "agent/transport/https_client.h"
 #include "base/crypto.h"
@@ -115,6 +118,7 @@ class ServerTest : public ::testing::Test {
   }
 
   void AddUser(const std::string& upn, const std::string& password) {
+    passwords_[upn] = password;
     AdminOk("user.add", {{"tenant", "Fabrikam"},
                          {"upn", upn},
                          {"password", password},
@@ -145,28 +149,76 @@ class ServerTest : public ::testing::Test {
     return client.Post(path, body.dump(), "application/json");
   }
 
-  // Enrolls `dev_id` with a CSR whose subject says `csr_cn`.
+  // The MS-WSTEP request for `dev_id` with a CSR whose subject says `csr_cn`: the user's
+  // password when `upn` was added with AddUser, else the tenant's bulk token.
+  std::string RstBody(const std::string& dev_id, const std::string& upn, const std::string& csr_cn,
+                      const SecretBytes& key_pem) {
+    auto csr = pki::CreateCsr(key_pem, csr_cn.empty() ? dev_id : csr_cn);
+    EXPECT_TRUE(csr.ok());
+    std::string b64;
+    std::istringstream in(*csr);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("-----", 0) != 0) b64 += line;
+    }
+    enroll::Credential cred;
+    auto pw = passwords_.find(upn);
+    if (pw != passwords_.end()) {
+      cred.kind = enroll::Credential::Kind::kUsernameToken;
+      cred.username = upn;
+      cred.secret = SecretBytes(std::string_view(pw->second));
+    } else {
+      cred.kind = enroll::Credential::Kind::kBinaryToken;
+      cred.secret = SecretBytes(std::string_view(enrollment_token_));
+    }
+    enroll::DeviceContext dc;
+    dc.email = upn.empty() ? "device@fabrikam.test" : upn;
+    dc.device_id = dev_id;
+    dc.hw_dev_id = "0123456789ABCDEF";
+    return enroll::BuildRequestSecurityToken(
+        cred, dc, b64, server_->BaseUrl() + "/EnrollmentServer/Enrollment.svc",
+        "urn:uuid:11111111-2222-4333-8444-555555555555", "uuid-1");
+  }
+
+  // Enrolls `dev_id` through MS-WSTEP. A device enrolled before in this test re-enrolls over
+  // mutual TLS with its current certificate, as renewal does.
   TestDevice Enroll(const std::string& dev_id, const std::string& upn = "",
                     const std::string& csr_cn = "") {
     TestDevice d;
     d.dev_id = dev_id;
     auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
     EXPECT_TRUE(key.ok());
-    auto csr = pki::CreateCsr(key->private_pem, csr_cn.empty() ? dev_id : csr_cn);
-    EXPECT_TRUE(csr.ok());
-    auto client = Client();
-    json req{{"dev_id", dev_id}, {"csr", *csr}, {"enrollment_token", enrollment_token_}};
-    if (!upn.empty()) req["upn"] = upn;
-    auto resp = PostJson(*client, "/EnrollmentServer/enroll", req);
+    std::unique_ptr<transport::HttpsClient> client;
+    if (auto it = enrolled_.find(dev_id); it != enrolled_.end()) {
+      client = Client(it->second.first, it->second.second.Clone());
+    } else {
+      client = Client();
+    }
+    auto resp = client->Post("/EnrollmentServer/Enrollment.svc",
+                             RstBody(dev_id, upn, csr_cn, key->private_pem),
+                             "application/soap+xml; charset=utf-8");
     EXPECT_TRUE(resp.ok()) << resp.error().ToString();
     EXPECT_EQ(resp->status, 200) << resp->body;
-    json body = json::parse(resp->body);
-    d.cert_pem = body.at("certificate").get<std::string>();
+    auto doc_xml = enroll::ParseRstResponse(resp->body);
+    EXPECT_TRUE(doc_xml.ok()) << doc_xml.error().ToString();
+    auto doc = enroll::ParseProvisioningDoc(doc_xml.ok() ? *doc_xml : "");
+    EXPECT_TRUE(doc.ok()) << doc.error().ToString();
+    if (!doc.ok()) return d;
+    d.cert_pem = doc->device_cert_pem;
     d.key_pem = key->private_pem.Clone();
-    d.client = Client(d.cert_pem, std::move(key->private_pem),
-                      body.at("management_url").get<std::string>());
-    last_enrollment_ = body;
+    d.client = Client(d.cert_pem, std::move(key->private_pem), doc->management_url);
+    enrolled_[dev_id] = {d.cert_pem, d.key_pem.Clone()};
+    last_doc_ = std::move(*doc);
     return d;
+  }
+
+  // What GET /PinReset/publickey serves.
+  std::string PinResetPublicKey() {
+    auto r = server_->Handle({.method = "GET",
+                              .target = "/PinReset/publickey",
+                              .headers = {{"Host", "127.0.0.1"}},
+                              .body = ""},
+                             {});
+    return json::parse(r.body).at("public_key").get<std::string>();
   }
 
   Message Header(TestDevice& d, const std::string& source) {
@@ -281,7 +333,9 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<DmServer> server_;
   std::string admin_token_;
   std::string enrollment_token_;
-  json last_enrollment_;
+  std::map<std::string, std::string> passwords_;  // upn -> password (AddUser)
+  std::map<std::string, std::pair<std::string, SecretBytes>> enrolled_;  // dev_id -> cert, key
+  enroll::ProvisioningDoc last_doc_;
 };
 
 // ---- enrollment ----
@@ -292,24 +346,31 @@ TEST_F(ServerTest, EnrollmentIssuesCertificateWithDevIdAsCnWhateverTheCsrSays) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->subject_cn, "DEV-AAAA");
   EXPECT_TRUE(pki::VerifyCertificate(d.cert_pem, server_->ca_cert_pem(), clock_.Now()).ok());
-  EXPECT_EQ(last_enrollment_.at("tenant_id"), kTenantId);
-  EXPECT_EQ(last_enrollment_.at("management_url"),
-            server_->BaseUrl() + "/ManagementServer/MDM.svc");
-  EXPECT_EQ(last_enrollment_.at("ca_certificate"), server_->ca_cert_pem());
-  EXPECT_EQ(last_enrollment_.at("pin_reset").at("url"), server_->BaseUrl() + "/PinReset/recover");
-  EXPECT_NE(
-      last_enrollment_.at("pin_reset").at("public_key").get<std::string>().find("BEGIN PUBLIC KEY"),
-      std::string::npos);
+  EXPECT_EQ(last_doc_.management_url, server_->BaseUrl() + "/ManagementServer/MDM.svc");
+  ASSERT_EQ(last_doc_.root_anchors_pem.size(), 1u);
+  EXPECT_EQ(last_doc_.root_anchors_pem[0], server_->ca_cert_pem());
+  EXPECT_EQ(last_doc_.provider_id, "dmserver");
+  EXPECT_EQ(last_doc_.device_cert_store, "User");
+  auto dev = server_->store().FindDevice("DEV-AAAA");
+  ASSERT_TRUE(dev.ok() && dev->has_value());
+  EXPECT_EQ((*dev)->tenant_id, kTenantId);
+  EXPECT_EQ((*dev)->hw_dev_id, "0123456789ABCDEF");
+  EXPECT_EQ((*dev)->enrollment_type, "Full");
 }
 
 TEST_F(ServerTest, EnrollmentRefusesAWrongToken) {
   auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
-  auto csr = pki::CreateCsr(key->private_pem, "DEV-X");
+  enrollment_token_ = "nope";
   auto client = Client();
-  auto resp = PostJson(*client, "/EnrollmentServer/enroll",
-                       {{"dev_id", "DEV-X"}, {"csr", *csr}, {"enrollment_token", "nope"}});
+  auto resp =
+      client->Post("/EnrollmentServer/Enrollment.svc", RstBody("DEV-X", "", "", key->private_pem),
+                   "application/soap+xml; charset=utf-8");
   ASSERT_TRUE(resp.ok());
   EXPECT_EQ(resp->status, 401) << resp->body;
+  EXPECT_NE(resp->body.find("authentication"), std::string::npos) << resp->body;
+  auto dev = server_->store().FindDevice("DEV-X");
+  ASSERT_TRUE(dev.ok());
+  EXPECT_FALSE(dev->has_value());
 }
 
 // ---- management: identity ----
@@ -390,8 +451,7 @@ TEST_F(ServerTest, AgentServicesAreSentAtTheFirstSessionWithTheirStatusesRecorde
   const std::map<std::string, std::pair<std::string, std::string>> want = {
       {kComplianceAlertNode, {"int", "1"}},
       {kPinResetUrlNode, {"chr", base + "/PinReset/recover"}},
-      {kPinResetPublicKeyNode,
-       {"chr", last_enrollment_.at("pin_reset").at("public_key").get<std::string>()}},
+      {kPinResetPublicKeyNode, {"chr", PinResetPublicKey()}},
       {kHelloCertificateUrlNode, {"chr", base + "/EnrollmentServer/hello-certificate"}},
       {kFederationLoginUrlNode, {"chr", base + "/federation/login"}}};
   EXPECT_EQ(got, want);
@@ -789,7 +849,7 @@ class PinResetTest : public ServerTest {
     ServerTest::SetUp();
     AddUser("alice@fabrikam.test", "alice-pw");
     device_ = Enroll("DEV-PIN", "alice@fabrikam.test");
-    std::string public_key = last_enrollment_.at("pin_reset").at("public_key");
+    std::string public_key = PinResetPublicKey();
     auto random = crypto::OsRandom().Secret(32);
     ASSERT_TRUE(random.ok());
     protector_ = std::move(*random);
@@ -915,8 +975,6 @@ TEST_F(PinResetTest, HelloKeysAreCertifiedForUsersOfTheDevicesTenant) {
     EXPECT_TRUE(resp.ok()) << resp.error().ToString();
     return resp.ok() ? *resp : transport::HttpResponse{};
   };
-  EXPECT_EQ(last_enrollment_.at("hello_cert_url"),
-            server_->BaseUrl() + "/EnrollmentServer/hello-certificate");
   auto resp = request(*device_.client, "alice@fabrikam.test");
   ASSERT_EQ(resp.status, 200) << resp.body;
   std::string cert = json::parse(resp.body).at("certificate");
@@ -937,8 +995,11 @@ TEST_F(PinResetTest, PublicKeyEndpointServesTheEnrollmentKey) {
                                     .body = ""},
                                    {});
   ASSERT_EQ(lock_free.status, 200);
-  EXPECT_EQ(json::parse(lock_free.body).at("public_key"),
-            last_enrollment_.at("pin_reset").at("public_key").get<std::string>());
+  std::ifstream in(PathsFor(dir_ / "state").pin_reset_key);
+  std::string key_pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto expected = crypto::PublicKeyPem(SecretBytes(std::string_view(key_pem)));
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(json::parse(lock_free.body).at("public_key"), *expected);
   EXPECT_EQ(json::parse(lock_free.body).at("algorithm"), "RSA-OAEP-256");
 }
 
@@ -1009,7 +1070,7 @@ TEST_F(ServerTest, FederatedUsersSignInAtTheIdpHostOnly) {
   auto page = get("idp.fabrikam.test:443", "/adfs/ls/?username=dan%40contoso.test");
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.body.find("value=\"dan@contoso.test\""), std::string::npos);
-  EXPECT_EQ(get("idp.fabrikam.test", "/EnrollmentServer/enroll").status, 404);
+  EXPECT_EQ(get("idp.fabrikam.test", "/EnrollmentServer/Discovery.svc").status, 404);
   EXPECT_EQ(get("127.0.0.1", "/adfs/ls/").status, 404);
 
   auto post = [&](const std::string& host, const std::string& target, const std::string& form) {

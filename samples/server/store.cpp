@@ -164,6 +164,25 @@ CREATE TABLE user_recovery (
     // member without being listed, so a fleet needs no per-device membership.
     {2, "dmserver: groups holding every member of their kind",
      "ALTER TABLE groups ADD COLUMN all_members INTEGER NOT NULL DEFAULT 0;"},
+    // MS-MDE2 enrollment: the bulk token expires; the tenant's poll schedule goes into the
+    // provisioning document; devices carry the identities Windows reports; a user token's jti
+    // buys one enrollment.
+    {3, "dmserver: MS-MDE2 enrollment (token expiry, poll schedule, HWDevID, spent token ids)",
+     R"sql(
+ALTER TABLE tenants ADD COLUMN enrollment_token_expires_at INTEGER NOT NULL DEFAULT 0;
+UPDATE tenants SET enrollment_token_expires_at = created_at + 30 * 86400;
+ALTER TABLE tenants ADD COLUMN poll_first_interval_min INTEGER NOT NULL DEFAULT 3;
+ALTER TABLE tenants ADD COLUMN poll_first_count INTEGER NOT NULL DEFAULT 5;
+ALTER TABLE tenants ADD COLUMN poll_second_interval_min INTEGER NOT NULL DEFAULT 15;
+ALTER TABLE tenants ADD COLUMN poll_second_count INTEGER NOT NULL DEFAULT 12;
+ALTER TABLE tenants ADD COLUMN poll_remaining_interval_min INTEGER NOT NULL DEFAULT 480;
+ALTER TABLE devices ADD COLUMN hw_dev_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN enrollment_type TEXT NOT NULL DEFAULT '';
+CREATE TABLE spent_token_ids (
+  jti TEXT PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+);
+)sql"},
 };
 
 bool IsGuid(std::string_view s) {
@@ -179,14 +198,23 @@ bool IsGuid(std::string_view s) {
 }
 
 Tenant TenantFromRow(const storage::Statement& st) {
+  auto i = [&](int col) { return static_cast<int>(st.Int(col)); };
   return Tenant{.id = st.Text(0),
                 .name = st.Text(1),
                 .federated = st.Int(2) != 0,
                 .consent_pin_reset_service = st.Int(3) != 0,
-                .consent_pin_reset_client = st.Int(4) != 0};
+                .consent_pin_reset_client = st.Int(4) != 0,
+                .poll = PollSchedule{.first_interval_min = i(5),
+                                     .first_count = i(6),
+                                     .second_interval_min = i(7),
+                                     .second_count = i(8),
+                                     .remaining_interval_min = i(9)},
+                .enrollment_token_expires_at = st.Int(10)};
 }
 constexpr char kTenantColumns[] =
-    "SELECT id, name, federated, consent_pin_reset_service, consent_pin_reset_client FROM tenants";
+    "SELECT id, name, federated, consent_pin_reset_service, consent_pin_reset_client, "
+    "poll_first_interval_min, poll_first_count, poll_second_interval_min, poll_second_count, "
+    "poll_remaining_interval_min, enrollment_token_expires_at FROM tenants";
 
 Result<std::string> HashPassword(const SecretBytes& password, const crypto::ScryptParams& params,
                                  crypto::Random& random) {
@@ -271,12 +299,12 @@ Result<CreatedTenant> Store::AddTenant(std::string_view name, std::string_view i
   DM_ASSIGN_OR_RETURN(bool exists, st.Step());
   if (exists) return AlreadyExists("tenant '" + std::string(name) + "' (or its id) exists");
   DM_RETURN_IF_ERROR(
-      db_->Run("INSERT INTO tenants (id, name, enrollment_token_sha256, federated, created_at) "
-               "VALUES (?, ?, ?, ?, ?)",
-               tenant_id, name, token_hash, federated, Now()));
-  return CreatedTenant{
-      .tenant = Tenant{.id = tenant_id, .name = std::string(name), .federated = federated},
-      .enrollment_token = token};
+      db_->Run("INSERT INTO tenants (id, name, enrollment_token_sha256, federated, created_at, "
+               "enrollment_token_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+               tenant_id, name, token_hash, federated, Now(),
+               Now() + kDefaultEnrollmentTokenLifetime.count()));
+  DM_ASSIGN_OR_RETURN(Tenant tenant, TenantById(tenant_id));
+  return CreatedTenant{.tenant = std::move(tenant), .enrollment_token = token};
 }
 
 Result<std::vector<Tenant>> Store::Tenants() {
@@ -329,7 +357,64 @@ Result<Tenant> Store::TenantByEnrollmentToken(std::string_view token) {
     }
   }
   if (match.empty()) return Unauthenticated("the enrollment token is not valid for any tenant");
-  return TenantById(match);
+  DM_ASSIGN_OR_RETURN(Tenant tenant, TenantById(match));
+  if (tenant.enrollment_token_expires_at <= Now()) {
+    return Unauthenticated("the enrollment token of tenant " + tenant.name +
+                           " has expired: rotate it");
+  }
+  return tenant;
+}
+
+Result<std::string> Store::RotateEnrollmentToken(std::string_view tenant_id,
+                                                 std::chrono::seconds valid_for) {
+  if (valid_for <= std::chrono::seconds(0) || valid_for > std::chrono::hours(24 * 366)) {
+    return InvalidArgument("an enrollment token is valid for 1 second to 366 days");
+  }
+  DM_ASSIGN_OR_RETURN(Bytes raw, options_.random->Public(24));
+  std::string token = crypto::HexEncode(raw);
+  DM_ASSIGN_OR_RETURN(std::string token_hash, Sha256Hex(token));
+  DM_RETURN_IF_ERROR(
+      db_->Run("UPDATE tenants SET enrollment_token_sha256 = ?, enrollment_token_expires_at = ? "
+               "WHERE id = ?",
+               token_hash, Now() + valid_for.count(), AsciiLower(tenant_id)));
+  if (db_->Changes() == 0) return NotFound("no tenant with id " + std::string(tenant_id));
+  return token;
+}
+
+Status Store::RevokeEnrollmentToken(std::string_view tenant_id) {
+  // The digest column is unique and never empty: a digest of fresh randomness nobody holds.
+  DM_ASSIGN_OR_RETURN(Bytes raw, options_.random->Public(32));
+  DM_ASSIGN_OR_RETURN(std::string unusable, Sha256Hex(crypto::HexEncode(raw)));
+  DM_RETURN_IF_ERROR(
+      db_->Run("UPDATE tenants SET enrollment_token_sha256 = ?, enrollment_token_expires_at = 0 "
+               "WHERE id = ?",
+               "revoked:" + unusable, AsciiLower(tenant_id)));
+  if (db_->Changes() == 0) return NotFound("no tenant with id " + std::string(tenant_id));
+  return Status::Ok();
+}
+
+Status Store::SetPollSchedule(std::string_view tenant_id, const PollSchedule& poll) {
+  for (int v : {poll.first_interval_min, poll.first_count, poll.second_interval_min,
+                poll.second_count, poll.remaining_interval_min}) {
+    if (v < 0 || v > 100000) return InvalidArgument("poll values are 0..100000");
+  }
+  DM_RETURN_IF_ERROR(db_->Run(
+      "UPDATE tenants SET poll_first_interval_min = ?, poll_first_count = ?, "
+      "poll_second_interval_min = ?, poll_second_count = ?, poll_remaining_interval_min = ? "
+      "WHERE id = ?",
+      poll.first_interval_min, poll.first_count, poll.second_interval_min, poll.second_count,
+      poll.remaining_interval_min, AsciiLower(tenant_id)));
+  if (db_->Changes() == 0) return NotFound("no tenant with id " + std::string(tenant_id));
+  return Status::Ok();
+}
+
+Status Store::SpendTokenId(std::string_view jti, int64_t expires_at) {
+  DM_RETURN_IF_ERROR(db_->Run("DELETE FROM spent_token_ids WHERE expires_at < ?", Now() - 3600));
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT 1 FROM spent_token_ids WHERE jti = ?"));
+  st.Bind(1, jti);
+  DM_ASSIGN_OR_RETURN(bool used, st.Step());
+  if (used) return Unauthenticated("the user token was used before");
+  return db_->Run("INSERT INTO spent_token_ids (jti, expires_at) VALUES (?, ?)", jti, expires_at);
 }
 
 Status Store::SetConsent(std::string_view tenant_id, std::string_view app_id, bool granted) {
@@ -392,25 +477,31 @@ Result<User> Store::FindUser(std::string_view upn) {
   return u;
 }
 
-Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
-                         std::string_view totp_code) {
-  // One answer for every failure, as the local PIN reset service gives: which factor failed
-  // goes to the log only, so the endpoint cannot be used to probe passwords or user names.
-  const Status failed =
-      Unauthenticated("sign-in failed: wrong user name, password or verification code");
+Result<User> Store::VerifyPassword(std::string_view upn, const SecretBytes& password) {
   auto user = FindUser(upn);
   if (!user.ok()) {
     if (user.error().code() != Code::kNotFound) return user.error();
     // Same scrypt work as for a real user so timing does not reveal who exists.
     (void)HashPassword(password, options_.password_kdf, *options_.random);
     spdlog::info("sign-in refused: unknown user");
-    return failed;
+    return Unauthenticated("sign-in failed: wrong user name or password");
   }
   if (Status s = CheckPassword(password, user->password_hash); !s.ok()) {
     if (s.code() != Code::kUnauthenticated) return s;
     spdlog::info("sign-in refused for {}: password", user->upn);
-    return failed;
+    return Unauthenticated("sign-in failed: wrong user name or password");
   }
+  return user;
+}
+
+Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
+                         std::string_view totp_code) {
+  // One answer for every failure, as the local PIN reset service gives: which factor failed
+  // goes to the log only, so the endpoint cannot be used to probe passwords or user names.
+  const Status failed =
+      Unauthenticated("sign-in failed: wrong user name, password or verification code");
+  auto user = VerifyPassword(upn, password);
+  if (!user.ok()) return user.error().code() == Code::kUnauthenticated ? failed : user.error();
   constexpr int64_t kStep = 30;
   const int64_t now_step = Now() / kStep;
   int64_t accepted = -1;
@@ -586,8 +677,8 @@ Status Store::Unassign(std::string_view tenant_id, std::string_view profile,
 namespace {
 constexpr char kDeviceColumns[] =
     "SELECT dev_id, tenant_id, cert_serial, cert_thumbprint, enrolled_upn, enrolled, "
-    "login_status, signed_in_upn, manufacturer, model, dm_version, language, last_seen "
-    "FROM devices";
+    "login_status, signed_in_upn, manufacturer, model, dm_version, language, last_seen, "
+    "hw_dev_id, enrollment_type FROM devices";
 Device DeviceFromRow(const storage::Statement& st) {
   return Device{.dev_id = st.Text(0),
                 .tenant_id = st.Text(1),
@@ -601,7 +692,9 @@ Device DeviceFromRow(const storage::Statement& st) {
                 .model = st.Text(9),
                 .dm_version = st.Text(10),
                 .language = st.Text(11),
-                .last_seen = st.Int(12)};
+                .last_seen = st.Int(12),
+                .hw_dev_id = st.Text(13),
+                .enrollment_type = st.Text(14)};
 }
 }  // namespace
 
@@ -611,6 +704,15 @@ Result<std::optional<Device>> Store::FindDevice(std::string_view dev_id) {
   DM_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<Device>();
   return std::optional<Device>(DeviceFromRow(st));
+}
+
+Status Store::RetireDevice(std::string_view tenant_id, std::string_view dev_id) {
+  DM_RETURN_IF_ERROR(db_->Run(
+      "UPDATE devices SET enrolled = 0, cert_serial = '' WHERE dev_id = ? AND tenant_id = ?",
+      dev_id, AsciiLower(tenant_id)));
+  if (db_->Changes() == 0) return NotFound("no device " + std::string(dev_id) + " in the tenant");
+  spdlog::info("device {} retired by the admin", dev_id);
+  return Status::Ok();
 }
 
 Result<std::vector<Device>> Store::Devices() {

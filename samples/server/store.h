@@ -6,6 +6,7 @@
 // database to the management, enrollment and report code, which run under Lock().
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,17 +25,34 @@ namespace dm::server {
 
 std::span<const storage::Migration> ServerSchema();
 
+// DMClient/Provider/<id>/Poll as the provisioning document sets it: a fast first phase right
+// after enrollment (as Intune does), a slower second one, then the steady interval (minutes; a
+// count of 0 repeats forever).
+struct PollSchedule {
+  int first_interval_min = 3;
+  int first_count = 5;
+  int second_interval_min = 15;
+  int second_count = 12;
+  int remaining_interval_min = 480;
+};
+
+// How long a new or rotated bulk enrollment token is valid unless the admin says otherwise.
+inline constexpr std::chrono::seconds kDefaultEnrollmentTokenLifetime = std::chrono::hours(24 * 30);
+
 struct Tenant {
   std::string id;  // GUID, lower case, no braces
   std::string name;
   bool federated = false;  // users sign in at the federated IdP host
   bool consent_pin_reset_service = false;
   bool consent_pin_reset_client = false;
+  PollSchedule poll;
+  int64_t enrollment_token_expires_at = 0;  // Unix seconds; 0: revoked
 };
 
 struct CreatedTenant {
   Tenant tenant;
-  // Shown once; the database keeps only its SHA-256.
+  // Shown once; the database keeps only its SHA-256. Expires after
+  // kDefaultEnrollmentTokenLifetime.
   std::string enrollment_token;
 };
 
@@ -79,6 +97,8 @@ struct Device {
   std::string signed_in_upn;  // set while login_status == "user" and the UPN was sent
   std::string manufacturer, model, dm_version, language;
   int64_t last_seen = 0;
+  std::string hw_dev_id;        // MS-MDE2 AdditionalContext HWDevID
+  std::string enrollment_type;  // Full | Device
 };
 
 class Store {
@@ -104,8 +124,15 @@ class Store {
   // By id or name; with nothing given, the only tenant (InvalidArgument when there are several).
   Result<Tenant> ResolveTenant(std::string_view id_or_name);
   Result<Tenant> TenantById(std::string_view id);
-  // Unauthenticated when no tenant has this token (constant-time over the digest).
+  // Unauthenticated when no tenant has this token (constant-time over the digest) or it expired.
   Result<Tenant> TenantByEnrollmentToken(std::string_view token);
+  // A new bulk token replaces the old one at once; shown once, stored hashed.
+  Result<std::string> RotateEnrollmentToken(std::string_view tenant_id,
+                                            std::chrono::seconds valid_for);
+  Status RevokeEnrollmentToken(std::string_view tenant_id);
+  Status SetPollSchedule(std::string_view tenant_id, const PollSchedule& poll);
+  // Records a user token's jti until it expires: Unauthenticated when it was spent before.
+  Status SpendTokenId(std::string_view jti, int64_t expires_at);
   // app_id: container::kPinResetServiceAppId / kPinResetClientAppId.
   Status SetConsent(std::string_view tenant_id, std::string_view app_id, bool granted);
 
@@ -118,6 +145,8 @@ class Store {
   // side; a step once accepted is never accepted again). One Unauthenticated message for every
   // failure (the log says which factor failed).
   Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code);
+  // The password alone (MS-MDE2 OnPremise): the user, or one Unauthenticated for any failure.
+  Result<User> VerifyPassword(std::string_view upn, const SecretBytes& password);
 
   // ---- groups ----
   // all_members: every device (user) of the tenant is a member, like Intune's "All devices".
@@ -138,6 +167,9 @@ class Store {
   // ---- devices ----
   Result<std::optional<Device>> FindDevice(std::string_view dev_id);
   Result<std::vector<Device>> Devices();
+  // Unenrolls a device of the tenant: its certificate stops working and the DeviceID may be
+  // enrolled again by anyone with the tenant's credentials.
+  Status RetireDevice(std::string_view tenant_id, std::string_view dev_id);
 
  private:
   Store(std::unique_ptr<storage::Database> db, Options options)
