@@ -649,4 +649,51 @@ Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> signature_raw) {
   return der;
 }
 
+Result<SecretBytes> Base32Decode(std::string_view text) {
+  SecretBytes out;
+  std::vector<uint8_t> bytes;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char ch : text) {
+    if (ch == ' ' || ch == '=' || ch == '-') continue;
+    int v;
+    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= '2' && c <= '7') {
+      v = c - '2' + 26;
+    } else {
+      OPENSSL_cleanse(bytes.data(), bytes.size());
+      return InvalidArgument("not base32 (RFC 4648): unexpected character");
+    }
+    buffer = (buffer << 5) | static_cast<uint32_t>(v);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(static_cast<uint8_t>((buffer >> bits) & 0xff));
+    }
+  }
+  out = SecretBytes(bytes.data(), bytes.size());
+  OPENSSL_cleanse(bytes.data(), bytes.size());
+  buffer = 0;
+  return out;
+}
+
+std::string Base32Encode(std::span<const uint8_t> data) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (uint8_t b : data) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out.push_back(kAlphabet[(buffer >> bits) & 0x1f]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 0x1f]);
+  return out;
+}
+
 }  // namespace dm::crypto

@@ -110,6 +110,10 @@ std::string HexEncode(std::span<const uint8_t> data, bool upper = false);
 Result<Bytes> HexDecode(std::string_view hex);
 std::string Base64Encode(std::span<const uint8_t> data);  // standard alphabet, padded
 Result<Bytes> Base64Decode(std::string_view text);        // strict: no whitespace, padded
+// RFC 4648 base32 (authenticator apps' secret format); case-insensitive, padding optional,
+// spaces ignored.
+Result<SecretBytes> Base32Decode(std::string_view text);
+std::string Base32Encode(std::span<const uint8_t> data);
 // RFC 4648 section 5, without padding (JWTs).
 std::string Base64UrlEncode(std::span<const uint8_t> data);
 Result<Bytes> Base64UrlDecode(std::string_view text);

@@ -16,7 +16,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-2}"
-all=(fuzz_syncml_decode fuzz_uri fuzz_session_exec fuzz_server_management fuzz_server_admin)
+all=(fuzz_syncml_decode fuzz_uri fuzz_session_exec fuzz_server_management fuzz_server_admin
+     fuzz_server_enrollment)
 if (($#)); then targets=("$@"); else targets=("${all[@]}"); fi
 
 if [[ "${FUZZ_NO_BUILD:-0}" != "1" ]]; then
@@ -51,6 +52,14 @@ for t in "${targets[@]}"; do
       done < <(grep -ho '<LocURI>[^<]*' "${xml_seeds[@]}" | sed 's/<LocURI>//' | sort -u)
       ;;
     fuzz_server_admin) seed "$t" "$root"/tests/fuzz/seeds/server_admin/* ;;
+    fuzz_server_enrollment)
+      # The real devices' requests, each behind a selector byte for its endpoint.
+      for f in "$root"/tests/fixtures/ms-mde2/*/*-0[234]-req-body.min.xml; do
+        [[ -f "$f" ]] || continue
+        n=$(basename "$f" | sed 's/.*-0\([234]\)-req.*/\1/')
+        printf '%s' "$((n - 2))" | cat - "$f" >"$build/corpus/$t/seed-$(basename "$f")"
+      done
+      ;;
   esac
   seed "$t" "$root/tests/fuzz/regressions/$t"/*
 done

@@ -304,15 +304,24 @@ int Main(int argc, char** argv) {
   });
 
   // enroll
-  std::string server, token, upn, ca_file, mgmt_url, cert_file, key_file, reset_url, reset_key;
-  auto* enroll = app.add_subcommand("enroll", "enroll with a management server");
-  enroll->add_option("--server", server, "dmserver base URL (https://host:port)");
-  std::string token_file;
+  std::string email, discovery_url, auth, enroll_type = "Full", ca_file, token_file, mgmt_url,
+      cert_file, key_file, reset_url, reset_key;
+  auto* enroll = app.add_subcommand(
+      "enroll", "enroll with an MS-MDM server (Windows enrollment, MS-MDE2), or out of band");
+  enroll->add_option("--email", email,
+                     "the enrolling user's UPN; Discovery starts at "
+                     "https://enterpriseenrollment.<domain>/EnrollmentServer/Discovery.svc");
+  enroll->add_option("--discovery-url", discovery_url, "the Discovery URL, instead of the guess");
+  enroll->add_option("--auth", auth, "onprem (password), federated (IdP sign-in) or token; "
+                                     "default: as the server's AuthPolicy says")
+      ->check(CLI::IsMember({"onprem", "federated", "token"}));
   enroll->add_option("--token-file", token_file,
-                     "file holding the tenant's enrollment token (- = stdin); a file, not an "
-                     "argument, so other local users cannot read it in /proc");
-  enroll->add_option("--upn", upn, "the enrolling user");
-  enroll->add_option("--ca", ca_file, "CA bundle (PEM) to trust for the server");
+                     "file holding an enrollment token (a user token or the tenant's bulk token; "
+                     "- = stdin); a file, not an argument, so other local users cannot read it");
+  enroll->add_option("--type", enroll_type, "Full (a user's device) or Device (no user)")
+      ->check(CLI::IsMember({"Full", "Device"}));
+  enroll->add_option("--ca", ca_file, "CA bundle (PEM) to trust for the enrollment server "
+                                      "(default: the system store)");
   enroll->add_option("--management-url", mgmt_url, "out of band: the OMA-DM management URL");
   enroll->add_option("--cert", cert_file, "out of band: device certificate (PEM)");
   enroll->add_option("--key", key_file, "out of band: device private key (PEM)");
@@ -323,13 +332,26 @@ int Main(int argc, char** argv) {
     if (!ca_file.empty()) {
       DM_ASSIGN_OR_RETURN(ca, ReadFile(ca_file));
     }
-    if (!server.empty()) {
-      if (token_file.empty()) return InvalidArgument("--server needs --token-file");
-      DM_ASSIGN_OR_RETURN(token, ReadFile(token_file));
-      while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-      if (token.empty()) return InvalidArgument("the enrollment token file is empty");
-      DM_RETURN_IF_ERROR(EnrollWithServer(
-          d, {.server_url = server, .ca_bundle_pem = ca, .token = token, .upn = upn}));
+    if (!email.empty()) {
+      MsMde2EnrollRequest r;
+      r.email = email;
+      r.discovery_url = discovery_url;
+      r.ca_bundle_pem = ca;
+      r.auth = auth;
+      r.enrollment_type = enroll_type;
+      if (!token_file.empty()) {
+        if (r.auth.empty()) r.auth = "token";
+        DM_ASSIGN_OR_RETURN(std::string token, ReadFile(token_file));
+        while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+        if (token.empty()) return InvalidArgument("the token file is empty");
+        r.token = SecretBytes(std::string_view(token));
+        std::fill(token.begin(), token.end(), '\0');
+      } else if (r.auth == "token") {
+        return InvalidArgument("--auth token needs --token-file");
+      }
+      // Password and one-time code: stdin, or a prompt on a terminal, when the flow needs them.
+      r.ask_secret = [](std::string_view what) { return ReadSecretLine(what); };
+      DM_RETURN_IF_ERROR(EnrollMsMde2(d, r));
     } else if (!mgmt_url.empty()) {
       if (ca.empty() || cert_file.empty() || key_file.empty()) {
         return InvalidArgument("--management-url needs --ca, --cert and --key");
@@ -348,12 +370,27 @@ int Main(int argc, char** argv) {
       DM_RETURN_IF_ERROR(EnrollOutOfBand(d, e));
     } else {
       return InvalidArgument(
-          "give --server and --token-file, or --management-url with --ca, --cert, "
-          "--key");
+          "give --email (MS-MDE2 enrollment), or --management-url with --ca, --cert and --key "
+          "(out of band)");
     }
     DM_ASSIGN_OR_RETURN(EnrollmentState s, LoadEnrollment(d.db()));
     std::cout << "enrolled; management server " << s.management_url
-              << (s.tenant_name.empty() ? "" : ", tenant " + s.tenant_name) << "\n";
+              << (s.provider_id.empty() ? "" : ", provider " + s.provider_id) << "\n";
+    return Status::Ok();
+  });
+
+  // unenroll
+  bool unenroll_force = false;
+  auto* unenroll = app.add_subcommand(
+      "unenroll", "tell the server (Alert 1226 unenrollment) and forget the enrollment; users' "
+                  "containers stay");
+  unenroll->add_flag("--force", unenroll_force,
+                     "forget the enrollment even when the server cannot be told");
+  on(unenroll, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(EnrollmentState s, LoadEnrollment(d.db()));
+    if (!s.enrolled()) return FailedPrecondition("the device is not enrolled");
+    DM_RETURN_IF_ERROR(Unenroll(d, {}, unenroll_force));
+    std::cout << "unenrolled from " << s.management_url << "\n";
     return Status::Ok();
   });
 
@@ -384,17 +421,22 @@ int Main(int argc, char** argv) {
 
   // simulate
   SimulateOptions sim;
-  std::string sim_token_file, sim_ca_file, sim_fleet;
+  std::string sim_credentials_file, sim_ca_file, sim_fleet;
   double sim_interval = 60, sim_duration = 60;
   bool sim_json = false;
   auto* simulate = app.add_subcommand(
       "simulate", "a fleet of virtual devices checking in with a server (load testing)");
-  simulate->add_option("--server", sim.server_url, "dmserver base URL (https://host:port)")
+  simulate->add_option("--discovery-url", sim.discovery_url,
+                       "the server's MS-MDE2 Discovery URL (.../EnrollmentServer/Discovery.svc)")
       ->required();
-  simulate->add_option("--token-file", sim_token_file, "file holding the enrollment token")
+  simulate->add_option("--auth", sim.auth, "how devices enroll: token (default), onprem, federated")
+      ->check(CLI::IsMember({"onprem", "federated", "token"}));
+  simulate
+      ->add_option("--credentials-file", sim_credentials_file,
+                   "token: the bulk token on the first line; onprem: \"UPN PASSWORD\" per line; "
+                   "federated: \"UPN PASSWORD TOTP-SECRET-BASE32\" per line")
       ->required();
   simulate->add_option("--ca", sim_ca_file, "CA bundle (PEM) to trust for the server");
-  simulate->add_option("--upn", sim.upn, "the user every device enrolls for");
   simulate->add_option("--devices", sim.devices, "number of virtual devices")
       ->check(CLI::Range(1, 1'000'000));
   simulate->add_option("--interval", sim_interval, "seconds between a device's check-ins")
@@ -425,12 +467,11 @@ int Main(int argc, char** argv) {
       if (!sim_ca_file.empty()) {
         DM_ASSIGN_OR_RETURN(sim.ca_pem, ReadFile(sim_ca_file));
       }
-      DM_ASSIGN_OR_RETURN(std::string sim_token, ReadFile(sim_token_file));
-      while (!sim_token.empty() && (sim_token.back() == '\n' || sim_token.back() == '\r'))
-        sim_token.pop_back();
-      if (sim_token.empty()) return InvalidArgument("the enrollment token file is empty");
-      sim.enrollment_token = SecretBytes(std::string_view(sim_token));
-      std::fill(sim_token.begin(), sim_token.end(), '\0');
+      DM_ASSIGN_OR_RETURN(std::string creds, ReadFile(sim_credentials_file));
+      auto parsed = ParseSimulateCredentials(creds, sim.auth);
+      std::fill(creds.begin(), creds.end(), '\0');
+      if (!parsed.ok()) return parsed.status().WithContext(sim_credentials_file);
+      sim.credentials = std::move(*parsed);
       sim.interval = std::chrono::milliseconds(std::llround(sim_interval * 1000));
       sim.duration = std::chrono::milliseconds(std::llround(sim_duration * 1000));
       const bool tty = ::isatty(STDERR_FILENO) != 0;

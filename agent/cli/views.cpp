@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "agent/runtime/enrollment.h"
+#include "base/pki.h"
 #include "csp/device_facts.h"
 #include "csp/reboot.h"
 
@@ -91,6 +92,20 @@ Result<Json> StatusJson(Device& device, const std::optional<std::string>& user) 
   tenant["MdmUrl"] = enrollment.management_url;
   tenant["PinResetServiceUrl"] = enrollment.pin_reset_url;
   tenant["PinResetServiceKey"] = !enrollment.pin_reset_public_key_pem.empty();
+  tenant["EnrollmentKind"] = enrollment.kind.empty() ? "out of band" : enrollment.kind;
+  tenant["ProviderId"] = enrollment.provider_id;
+  tenant["EnrollmentType"] = enrollment.enrollment_type;
+  tenant["EnrolledAt"] =
+      enrollment.enrolled_at > 0 ? Json(FormatUtc(FromUnixSeconds(enrollment.enrolled_at)))
+                                 : Json(nullptr);
+  tenant["CertThumbprint"] = nullptr;
+  tenant["CertExpires"] = nullptr;
+  if (!enrollment.device_cert_pem.empty()) {
+    if (auto info = pki::ParseCertificate(enrollment.device_cert_pem); info.ok()) {
+      tenant["CertThumbprint"] = info->thumbprint;
+      tenant["CertExpires"] = FormatUtc(info->not_after);
+    }
+  }
   out["TenantDetails"] = tenant;
 
   DM_ASSIGN_OR_RETURN(std::string signed_in, device.SignedInUser());
@@ -143,6 +158,16 @@ std::string StatusText(const Json& s) {
   if (t["Enrolled"].get<bool>()) {
     Line(out, "TenantId", t["TenantId"].get<std::string>());
     Line(out, "MdmUrl", t["MdmUrl"].get<std::string>());
+    Line(out, "EnrollmentKind", t["EnrollmentKind"].get<std::string>());
+    if (!t["ProviderId"].get<std::string>().empty()) {
+      Line(out, "ProviderId", t["ProviderId"].get<std::string>());
+      Line(out, "EnrollmentType", t["EnrollmentType"].get<std::string>());
+    }
+    if (!t["EnrolledAt"].is_null()) Line(out, "EnrolledAt", t["EnrolledAt"].get<std::string>());
+    if (!t["CertThumbprint"].is_null()) {
+      Line(out, "CertThumbprint", t["CertThumbprint"].get<std::string>());
+      Line(out, "CertExpires", t["CertExpires"].get<std::string>());
+    }
     Line(out, "PinResetServiceUrl", t["PinResetServiceUrl"].get<std::string>());
   }
   out << "\n";

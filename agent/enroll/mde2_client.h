@@ -116,6 +116,9 @@ struct EnrollParams {
   SecretBytes password;
   SecretBytes otp;
   SecretBytes token;
+  // Asked for the password ("Password") and one-time code ("Verification code") when the
+  // chosen authentication needs them and they are empty; null: they stay empty.
+  std::function<Result<SecretBytes>(std::string_view what)> ask_secret;
   std::string federated_callback = "ms-app://windows.immersivecontrolpanel";
   crypto::Random* random = nullptr;  // null: the OS CSPRNG
 };

@@ -51,10 +51,14 @@ Result<Credential> MakeCredential(const EnrollParams& p, const DiscoverResult& d
   std::string auth = p.auth;
   if (auth.empty()) auth = disc.auth_policy == "Federated" ? "federated" : "onprem";
   Credential cred;
+  auto secret = [&](const SecretBytes& given, std::string_view what) -> Result<SecretBytes> {
+    if (!given.empty() || !p.ask_secret) return given.Clone();
+    return p.ask_secret(what);
+  };
   if (auth == "onprem") {
     cred.kind = Credential::Kind::kUsernameToken;
     cred.username = p.device.email;
-    cred.secret = p.password.Clone();
+    DM_ASSIGN_OR_RETURN(cred.secret, secret(p.password, "Password"));
   } else if (auth == "federated") {
     if (disc.authentication_url.empty()) {
       return FailedPrecondition("Federated sign-in: the server named no AuthenticationServiceUrl");
@@ -68,8 +72,10 @@ Result<Credential> MakeCredential(const EnrollParams& p, const DiscoverResult& d
                           client.PostOnce(url, form.view(), "application/x-www-form-urlencoded"));
       return FormPage{r.status, ContentType(r), std::move(r.body)};
     };
+    DM_ASSIGN_OR_RETURN(SecretBytes password, secret(p.password, "Password"));
+    DM_ASSIGN_OR_RETURN(SecretBytes otp, secret(p.otp, "Verification code"));
     auto token = FederatedSignIn(get, post, disc.authentication_url, p.federated_callback,
-                                 p.device.email, p.password, p.otp);
+                                 p.device.email, password, otp);
     if (!token.ok()) return token.status().WithContext("Federated sign-in");
     cred.kind = Credential::Kind::kBinaryToken;
     cred.secret = std::move(*token);

@@ -249,55 +249,6 @@ Result<SecretBytes> LoadDeviceKey(storage::Database& db, const std::filesystem::
   return key;
 }
 
-Status EnrollWithServer(Device& device, const ServerEnrollRequest& request) {
-  DM_ASSIGN_OR_RETURN(std::string dev_id, csp::DeviceId(device.db()));
-  DM_ASSIGN_OR_RETURN(pki::KeyPair key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
-  DM_ASSIGN_OR_RETURN(std::string csr, pki::CreateCsr(key.private_pem, dev_id));
-
-  transport::HttpsClientOptions opts;
-  opts.server_url = request.server_url;
-  opts.ca_bundle_pem = request.ca_bundle_pem;
-  opts.step_timeout = std::chrono::seconds(30);
-  DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(opts)));
-  json body{{"dev_id", dev_id}, {"csr", csr}, {"enrollment_token", request.token}};
-  if (!request.upn.empty()) body["upn"] = request.upn;
-  DM_ASSIGN_OR_RETURN(transport::HttpResponse resp,
-                      client->Post("/EnrollmentServer/enroll", body.dump(), "application/json"));
-  json answer = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-  if (resp.status != 200) {
-    std::string why = answer.is_object() ? answer.value("message", resp.body) : resp.body;
-    return transport::HttpStatusToStatus(resp).WithContext("enrollment refused: " + why);
-  }
-  if (!answer.is_object()) return InvalidArgument("enrollment answer is not JSON");
-
-  EnrollmentState s;
-  s.management_url = answer.value("management_url", "");
-  s.tenant_id = answer.value("tenant_id", "");
-  s.tenant_name = answer.value("tenant_name", "");
-  s.ca_pem = answer.value("ca_certificate", "");
-  s.device_cert_pem = answer.value("certificate", "");
-  s.federation_login_url = answer.value("federation_login_url", "");
-  s.hello_cert_url = answer.value("hello_cert_url", "");
-  if (answer.contains("pin_reset") && answer["pin_reset"].is_object()) {
-    s.pin_reset_url = answer["pin_reset"].value("url", "");
-    s.pin_reset_public_key_pem = answer["pin_reset"].value("public_key", "");
-  }
-  if (s.management_url.empty() || s.ca_pem.empty() || s.device_cert_pem.empty()) {
-    return InvalidArgument("enrollment answer lacks management_url, ca_certificate or certificate");
-  }
-  DM_RETURN_IF_ERROR(CheckKeyMatchesCertificate(key.private_pem, s.device_cert_pem));
-  DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(s.device_cert_pem));
-  if (info.subject_cn != dev_id) {
-    return InvalidArgument("the server issued a certificate for " + info.subject_cn +
-                           ", not for this device (" + dev_id + ")");
-  }
-  DM_RETURN_IF_ERROR(pki::VerifyCertificate(s.device_cert_pem, s.ca_pem, device.clock().Now()));
-  DM_RETURN_IF_ERROR(Store(device, s, key.private_pem));
-  spdlog::info("enrolled as {} in tenant {} ({}); management at {}", dev_id, s.tenant_name,
-               s.tenant_id, s.management_url);
-  return Status::Ok();
-}
-
 Status EnrollOutOfBand(Device& device, const OutOfBandEnrollment& e) {
   if (e.management_url.rfind("https://", 0) != 0) {
     return InvalidArgument("the management URL must be https://");
@@ -333,6 +284,18 @@ Status ApplyProvisioningDoc(Device& device, std::string_view doc_xml, const Secr
                             const std::string& enrollment_type) {
   DM_ASSIGN_OR_RETURN(enroll::ProvisioningDoc doc, enroll::ParseProvisioningDoc(doc_xml));
   DM_RETURN_IF_ERROR(enroll::CheckDeviceKeyPairing(doc, key_pem));
+  {
+    // Only the device certificate's own dates: servers ship anchors that are past theirs.
+    DM_ASSIGN_OR_RETURN(pki::CertInfo cert, pki::ParseCertificate(doc.device_cert_pem));
+    const TimePoint now = device.clock().Now();
+    if (cert.not_after <= now) {
+      return FailedPrecondition("the device certificate expired at " + FormatUtc(cert.not_after));
+    }
+    if (cert.not_before > now + std::chrono::minutes(5)) {
+      return FailedPrecondition("the device certificate is not valid before " +
+                                FormatUtc(cert.not_before));
+    }
+  }
   DM_ASSIGN_OR_RETURN(EnrollmentState old, LoadEnrollment(device.db()));
 
   EnrollmentState s;
@@ -383,6 +346,7 @@ Status EnrollMsMde2(Device& device, const MsMde2EnrollRequest& r) {
   p.password = r.password.Clone();
   p.otp = r.otp.Clone();
   p.token = r.token.Clone();
+  p.ask_secret = r.ask_secret;
   DM_ASSIGN_OR_RETURN(EnrollmentState current, LoadEnrollment(device.db()));
   if (current.enrolled() && !current.device_cert_pem.empty()) {
     // Re-enrollment: the current certificate is the proof the server asks for.

@@ -2,12 +2,13 @@
 // trust, the device's TLS client identity and the PIN reset service. Persisted in the agent
 // database (the client key sealed under the machine key).
 //
-// Two ways in: `dmagent enroll --server URL --token T` asks a dmserver-compatible enrollment
-// endpoint (the device makes its key pair and CSR; the server issues the certificate), or
-// out of band: a management URL, CA bundle, certificate and key provisioned by other means, so
-// any OMA-DM server can manage the agent.
+// Two ways in: Windows enrollment (MS-MDE2) with any server that speaks it, dmserver included
+// (the device makes its key pair and CSR; the server issues the certificate and a provisioning
+// document), or out of band: a management URL, CA bundle, certificate and key provisioned by
+// other means, for OMA-DM servers without an enrollment service.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -47,14 +48,6 @@ inline Result<SecretBytes> LoadDeviceKey(Device& device) {
   return LoadDeviceKey(device.db(), device.state_dir());
 }
 
-struct ServerEnrollRequest {
-  std::string server_url;     // https://host:port (the enrollment service)
-  std::string ca_bundle_pem;  // trust for the enrollment service; empty: system store
-  std::string token;          // the tenant's enrollment token
-  std::string upn;            // the enrolling user, optional
-};
-Status EnrollWithServer(Device& device, const ServerEnrollRequest& request);
-
 struct OutOfBandEnrollment {
   std::string management_url;
   std::string ca_pem;
@@ -78,6 +71,8 @@ struct MsMde2EnrollRequest {
   SecretBytes otp;
   SecretBytes token;
   std::string enrollment_type = "Full";  // or "Device"
+  // Asked for "Password" / "Verification code" when needed and not given (a terminal prompt).
+  std::function<Result<SecretBytes>(std::string_view what)> ask_secret;
 };
 Status EnrollMsMde2(Device& device, const MsMde2EnrollRequest& request);
 

@@ -20,6 +20,7 @@
 #include "agent/simulate/failing_tree.h"
 #include "agent/simulate/fleet_store.h"
 #include "agent/transport/https_client.h"
+#include "base/crypto.h"
 #include "csp/device_facts.h"
 #include "storage/schema.h"
 #include "storage/state_dir.h"
@@ -174,10 +175,23 @@ class Simulation {
   Status EnrollOne(int id) {
     DM_ASSIGN_OR_RETURN(auto device, Device::Open(OptionsFor(id, nullptr)));
     DM_RETURN_IF_ERROR(csp::WriteFact(device->db(), csp::kFactDeviceName, DeviceName(id)));
-    DM_RETURN_IF_ERROR(EnrollWithServer(*device, {.server_url = o_.server_url,
-                                                  .ca_bundle_pem = o_.ca_pem,
-                                                  .token = std::string(o_.enrollment_token.view()),
-                                                  .upn = o_.upn}));
+    MsMde2EnrollRequest r;
+    r.discovery_url = o_.discovery_url;
+    r.ca_bundle_pem = o_.ca_pem;
+    r.auth = o_.auth;
+    if (o_.auth == "token") {
+      r.email = o_.token_email;
+      r.token = o_.credentials.token.Clone();
+    } else {
+      const SimulatedUser& u = o_.credentials.users[(id - 1) % o_.credentials.users.size()];
+      r.email = u.upn;
+      r.password = u.password.Clone();
+      if (o_.auth == "federated") {
+        DM_ASSIGN_OR_RETURN(std::string code, crypto::Totp(u.totp_secret, Clock::System().Now()));
+        r.otp = SecretBytes(std::string_view(code));
+      }
+    }
+    DM_RETURN_IF_ERROR(EnrollMsMde2(*device, r));
     DM_ASSIGN_OR_RETURN(Bytes image, device->db().Serialize());
     store_->Save(id, std::move(image));
     return Status::Ok();
@@ -366,7 +380,61 @@ class Simulation {
 
 }  // namespace
 
+Result<SimulateCredentials> ParseSimulateCredentials(std::string_view text, std::string_view auth) {
+  if (auth != "token" && auth != "onprem" && auth != "federated") {
+    return InvalidArgument("--auth must be onprem, federated or token");
+  }
+  SimulateCredentials out;
+  size_t line_no = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    if (auth == "token") {
+      out.token = SecretBytes(line);
+      return out;
+    }
+    std::vector<std::string_view> fields;
+    for (size_t p = 0; p < line.size();) {
+      size_t q = line.find_first_of(" \t", p);
+      if (q == std::string_view::npos) q = line.size();
+      if (q > p) fields.push_back(line.substr(p, q - p));
+      p = q + 1;
+    }
+    const size_t want = auth == "federated" ? 3 : 2;
+    if (fields.size() != want) {
+      return InvalidArgument("credentials line " + std::to_string(line_no) + ": expected " +
+                             (want == 3 ? "UPN PASSWORD TOTP-SECRET" : "UPN PASSWORD"));
+    }
+    SimulatedUser u;
+    u.upn = std::string(fields[0]);
+    u.password = SecretBytes(fields[1]);
+    if (want == 3) {
+      auto secret = crypto::Base32Decode(fields[2]);
+      if (!secret.ok()) {
+        return InvalidArgument("credentials line " + std::to_string(line_no) +
+                               ": the TOTP secret is not base32");
+      }
+      u.totp_secret = std::move(*secret);
+    }
+    out.users.push_back(std::move(u));
+  }
+  if (auth == "token") return InvalidArgument("the credentials file holds no token");
+  if (out.users.empty()) return InvalidArgument("the credentials file names no user");
+  return out;
+}
+
 Result<SimulationReport> RunSimulation(const SimulateOptions& options) {
+  if (options.discovery_url.empty()) return InvalidArgument("simulate needs a Discovery URL");
+  if (options.auth == "token" ? options.credentials.token.empty()
+                              : options.credentials.users.empty()) {
+    return InvalidArgument("simulate needs a token (--auth token) or users to enroll as");
+  }
   return Simulation(options).Run();
 }
 

@@ -4,7 +4,8 @@
 // Every virtual device is a whole agent: its own agent database (DM tree, containers, policy,
 // outbox, session counter), kept as an image in one fleet file (fleet_store.h) and loaded into
 // memory only for its session, its own enrollment (key pair, CSR, client certificate) and its
-// own mutual-TLS sessions through the same code `dmagent sync` runs (RunSession). Devices
+// own mutual-TLS sessions through the same code `dmagent sync` runs (RunSession). Enrollment
+// is MS-MDE2 (EnrollMsMde2), so any server that speaks it can be load-tested. Devices
 // missing from the fleet file are created and enrolled first; then each device checks in every
 // `interval`, first check-ins spread evenly over one interval, until `duration` is over.
 #pragma once
@@ -21,11 +22,28 @@
 
 namespace dm::agent {
 
+// Who the virtual devices enroll as: one bulk token for all (--auth token), or users taken in
+// turn (device N enrolls as users[(N - 1) % users.size()]).
+struct SimulatedUser {
+  std::string upn;
+  SecretBytes password;
+  SecretBytes totp_secret;  // federated: the one-time codes are computed from it
+};
+struct SimulateCredentials {
+  SecretBytes token;
+  std::vector<SimulatedUser> users;
+};
+// The credentials file: for "token", its first line is the token; for "onprem" one user per
+// line "UPN PASSWORD", for "federated" "UPN PASSWORD TOTP-SECRET-BASE32". Blank lines and lines
+// starting with # are skipped.
+Result<SimulateCredentials> ParseSimulateCredentials(std::string_view text, std::string_view auth);
+
 struct SimulateOptions {
-  std::string server_url;  // dmserver-compatible enrollment service, https://host:port
-  std::string ca_pem;      // trust for the server; empty: the system store
-  SecretBytes enrollment_token;
-  std::string upn;  // enrolling user, optional
+  std::string discovery_url;  // the server's MS-MDE2 Discovery URL
+  std::string ca_pem;         // trust for the enrollment server; empty: the system store
+  std::string auth = "token";  // onprem | federated | token
+  SimulateCredentials credentials;
+  std::string token_email = "simulated-device@example.test";  // the Discover email for tokens
 
   // machine.key (which seals the devices' TLS keys) lives here; the fleet file by default too.
   std::filesystem::path state_dir;

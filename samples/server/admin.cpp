@@ -89,9 +89,9 @@ Result<json> UserAdd(Store& store, const Tenant& tenant, const json& args) {
   if (totp_b32.empty()) {
     DM_ASSIGN_OR_RETURN(totp, store.random().Secret(20));
     // Generated here, so shown once for the user's authenticator app.
-    out["totp_secret"] = Base32Encode(totp.span());
+    out["totp_secret"] = crypto::Base32Encode(totp.span());
   } else {
-    DM_ASSIGN_OR_RETURN(totp, Base32Decode(totp_b32));
+    DM_ASSIGN_OR_RETURN(totp, crypto::Base32Decode(totp_b32));
   }
   DM_RETURN_IF_ERROR(store.AddUser(tenant.id, upn, password, totp));
   return out;

@@ -125,7 +125,7 @@ class ServerTest : public ::testing::Test {
                          {"totp_secret", kTotpBase32}});
   }
   std::string TotpNow() {
-    auto secret = Base32Decode(kTotpBase32);
+    auto secret = crypto::Base32Decode(kTotpBase32);
     auto code = crypto::Totp(*secret, clock_.Now());
     return *code;
   }

@@ -188,9 +188,5 @@ Result<std::string> Sha256Hex(std::string_view text);
 
 // Random v4 UUID, lower case ("0b7c...-4...").
 Result<std::string> NewUuid(crypto::Random& random);
-// RFC 4648 base32 (authenticator apps' secret format); case-insensitive, padding optional,
-// spaces ignored.
-Result<SecretBytes> Base32Decode(std::string_view text);
-std::string Base32Encode(std::span<const uint8_t> data);
 
 }  // namespace dm::server

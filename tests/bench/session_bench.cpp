@@ -68,10 +68,13 @@ struct World {
         Admin("group.add", {{"name", "bench-devices"}, {"kind", "device"}}).status());
 
     DM_ASSIGN_OR_RETURN(device, OpenDevice(dir.path() / "device"));
-    DM_RETURN_IF_ERROR(agent::EnrollWithServer(*device, {.server_url = server->BaseUrl(),
-                                                         .ca_bundle_pem = server->ca_cert_pem(),
-                                                         .token = token,
-                                                         .upn = ""}));
+    agent::MsMde2EnrollRequest enroll;
+    enroll.email = "bench@fabrikam.test";
+    enroll.discovery_url = server->BaseUrl() + "/EnrollmentServer/Discovery.svc";
+    enroll.ca_bundle_pem = server->ca_cert_pem();
+    enroll.auth = "token";
+    enroll.token = SecretBytes(std::string_view(token));
+    DM_RETURN_IF_ERROR(agent::EnrollMsMde2(*device, enroll));
     csp::GetResult dev_id = device->tree().Get({}, "./DevInfo/DevId");
     if (!csp::IsSuccess(dev_id.code)) return Internal("no DevId: " + dev_id.reason);
     DM_RETURN_IF_ERROR(

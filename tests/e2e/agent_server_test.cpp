@@ -124,10 +124,7 @@ class AgentServerTest : public ::testing::Test {
     devices_.push_back(std::move(*d));
     agent::Device& device = *devices_.back();
     if (enroll) {
-      Status s = agent::EnrollWithServer(device, {.server_url = server_->BaseUrl(),
-                                                  .ca_bundle_pem = server_->ca_cert_pem(),
-                                                  .token = token_,
-                                                  .upn = upn});
+      Status s = agent::EnrollMsMde2(device, ByToken(upn));
       EXPECT_TRUE(s.ok()) << s.ToString();
       // The services come through the management session now, not from enrollment: forget
       // what the enrollment answer said, then run the device's first session, in which
@@ -141,6 +138,20 @@ class AgentServerTest : public ::testing::Test {
       slept_.clear();
     }
     return device;
+  }
+
+  std::string DiscoveryUrl() const {
+    return server_->BaseUrl() + "/EnrollmentServer/Discovery.svc";
+  }
+  // MS-MDE2 enrollment with the tenant's bulk token (`upn` is only the Discover email).
+  agent::MsMde2EnrollRequest ByToken(const std::string& upn, std::string ca = "") const {
+    agent::MsMde2EnrollRequest r;
+    r.email = upn;
+    r.discovery_url = DiscoveryUrl();
+    r.ca_bundle_pem = ca.empty() ? server_->ca_cert_pem() : ca;
+    r.auth = "token";
+    r.token = SecretBytes(std::string_view(token_));
+    return r;
   }
 
   agent::SyncOptions FastSync() {
@@ -167,7 +178,7 @@ class AgentServerTest : public ::testing::Test {
   }
 
   container::ResetCredentials Credentials(std::chrono::seconds skew = {}) {
-    auto secret = server::Base32Decode(kTotpBase32);
+    auto secret = crypto::Base32Decode(kTotpBase32);
     EXPECT_TRUE(secret.ok());
     auto code = crypto::Totp(*secret, Clock::System().Now() + skew);
     EXPECT_TRUE(code.ok());
@@ -299,10 +310,7 @@ TEST_F(AgentServerTest, WrongCaRefusesEnrollmentAndChangesNothing) {
   auto other = pki::CreateCa("Not the server's CA", Clock::System().Now(), std::chrono::hours(24));
   ASSERT_TRUE(other.ok());
   agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
-  Status s = agent::EnrollWithServer(d, {.server_url = server_->BaseUrl(),
-                                         .ca_bundle_pem = other->cert_pem,
-                                         .token = token_,
-                                         .upn = kAlice});
+  Status s = agent::EnrollMsMde2(d, ByToken(kAlice, other->cert_pem));
   EXPECT_EQ(s.code(), Code::kUnauthenticated) << s.ToString();
   EXPECT_NE(s.message().find("certificate verify failed"), std::string::npos) << s.ToString();
   auto state = agent::LoadEnrollment(d.db());
@@ -315,10 +323,7 @@ TEST_F(AgentServerTest, ExpiredDeviceCertificateIsRefused) {
   device_cert_validity_ = std::chrono::seconds(1);  // not_before is now - 5 min: born expired
   StartServer(0);
   agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
-  Status s = agent::EnrollWithServer(d, {.server_url = server_->BaseUrl(),
-                                         .ca_bundle_pem = server_->ca_cert_pem(),
-                                         .token = token_,
-                                         .upn = kAlice});
+  Status s = agent::EnrollMsMde2(d, ByToken(kAlice));
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("expired"), std::string::npos) << s.ToString();
   EXPECT_FALSE(agent::LoadEnrollment(d.db())->enrolled());
@@ -427,11 +432,7 @@ std::vector<syncml::Command> GenericAlerts(const std::string& body) {
 
 TEST_F(AgentServerTest, ReportGoesOnlyToASubscribedServer) {
   agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
-  ASSERT_TRUE(agent::EnrollWithServer(d, {.server_url = server_->BaseUrl(),
-                                          .ca_bundle_pem = server_->ca_cert_pem(),
-                                          .token = token_,
-                                          .upn = kAlice})
-                  .ok());
+  ASSERT_TRUE(agent::EnrollMsMde2(d, ByToken(kAlice)).ok());
   SignIn(d, kAlice, "246810");
   FlakyFrontEnd front(*server_, dir_ / "server");
   PointAt(d, front.Url());

@@ -77,9 +77,10 @@ class SimulateTest : public ::testing::Test {
 
   agent::SimulateOptions Options() {
     agent::SimulateOptions o;
-    o.server_url = server_->BaseUrl();
+    o.discovery_url = server_->BaseUrl() + "/EnrollmentServer/Discovery.svc";
     o.ca_pem = server_->ca_cert_pem();
-    o.enrollment_token = SecretBytes(std::string_view(token_));
+    o.auth = "token";
+    o.credentials.token = SecretBytes(std::string_view(token_));
     o.state_dir = dir_ / "fleet";
     o.devices = 12;
     o.interval = std::chrono::milliseconds(300);
@@ -177,7 +178,8 @@ TEST_F(SimulateTest, CommandLinePrintsAJsonSummary) {
     std::ofstream(dir_ / "ca.pem") << server_->ca_cert_pem();
   }
   const std::string cmd = std::string(DMAGENT_BIN) + " --state-dir " + (dir_ / "cli").string() +
-                          " simulate --server " + server_->BaseUrl() + " --token-file " +
+                          " simulate --discovery-url " + server_->BaseUrl() +
+                          "/EnrollmentServer/Discovery.svc --credentials-file " +
                           (dir_ / "token").string() + " --ca " + (dir_ / "ca.pem").string() +
                           " --devices 4 --interval 0.2 --duration 0.6 --concurrency 2 --json";
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -199,14 +201,53 @@ TEST_F(SimulateTest, CommandLinePrintsAJsonSummary) {
 
 TEST_F(SimulateTest, WrongTokenFailsEnrollmentWithAClearError) {
   agent::SimulateOptions o = Options();
-  o.enrollment_token = SecretBytes(std::string_view("not-the-token"));
+  o.credentials.token = SecretBytes(std::string_view("not-the-token"));
   auto r = agent::RunSimulation(o);
   ASSERT_FALSE(r.ok());
-  // Which device hits it first depends on the workers; each names itself and the cause.
+  // Which device hits it first depends on the workers; each names itself, the step and the
+  // server's fault.
   EXPECT_NE(r.error().message().find("enrolling sim-0000"), std::string::npos)
       << r.error().ToString();
-  EXPECT_NE(r.error().message().find("enrollment token is not valid"), std::string::npos)
+  EXPECT_NE(r.error().message().find("GetPolicies at " + server_->BaseUrl()), std::string::npos)
       << r.error().ToString();
+  EXPECT_NE(r.error().message().find("authentication"), std::string::npos)
+      << r.error().ToString();
+}
+
+// Fifty devices enroll through MS-MDE2 as the tenant's users (OnPremise: UsernameToken and
+// password), from a credentials file as `dmagent simulate --auth onprem` reads it, then check in.
+TEST_F(SimulateTest, FiftyDevicesEnrollOnPremiseAsUsersFromACredentialsFile) {
+  std::string file = "# upn password\n";
+  for (int i = 1; i <= 5; ++i) {
+    const std::string upn = "user" + std::to_string(i) + "@fabrikam.test";
+    Admin("user.add", {{"upn", upn}, {"password", "pw-" + std::to_string(i)}});
+    file += upn + " pw-" + std::to_string(i) + "\n";
+  }
+  auto creds = agent::ParseSimulateCredentials(file, "onprem");
+  ASSERT_TRUE(creds.ok()) << creds.error().ToString();
+  ASSERT_EQ(creds->users.size(), 5u);
+  agent::SimulateOptions o = Options();
+  o.auth = "onprem";
+  o.credentials = std::move(*creds);
+  o.devices = 50;
+  o.fail_share = 0;
+  o.concurrency = 4;
+  o.interval = std::chrono::milliseconds(2000);
+  o.duration = std::chrono::milliseconds(0);
+  auto r = agent::RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->enrolled, 50);
+  EXPECT_EQ(r->enroll_errors, 0);
+  const json report = Report();
+  ASSERT_EQ(report.at("devices").size(), 50u);
+  std::map<std::string, int> per_user;
+  for (const json& d : report.at("devices")) ++per_user[d.value("enrolled_user", "")];
+  EXPECT_EQ(per_user.size(), 5u);
+  EXPECT_EQ(per_user["user3@fabrikam.test"], 10);
+
+  EXPECT_FALSE(agent::ParseSimulateCredentials("alice@fabrikam.test\n", "onprem").ok());
+  EXPECT_FALSE(agent::ParseSimulateCredentials("a@b pw NOT*BASE32\n", "federated").ok());
+  EXPECT_FALSE(agent::ParseSimulateCredentials("# only a comment\n", "token").ok());
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "fuzz_common.h"
 #include "samples/server/admin.h"
 #include "samples/server/server.h"
+#include "samples/server/testing/enroll_device.h"
 
 namespace dm::fuzz {
 
@@ -83,30 +84,10 @@ inline ServerWorld& TheServer() {
     MustAdmin(store, "assign", {{"profile", "Hello"}, {"group", "Staff"}});
 
     // Enrollment through the real handler, as a device would do it.
-    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
-    if (!key.ok()) SetupFailed(key.error().ToString());
-    auto csr = pki::CreateCsr(key->private_pem, kFuzzDevId);
-    if (!csr.ok()) SetupFailed(csr.error().ToString());
-    transport::HttpRequest enroll;
-    enroll.method = "POST";
-    enroll.target = "/EnrollmentServer/enroll";
-    enroll.headers = {{"Content-Type", "application/json"}};
-    enroll.body = nlohmann::json{
-        {"dev_id", kFuzzDevId},
-        {"csr", *csr},
-        {"enrollment_token", tenant.at("enrollment_token")},
-        {"upn",
-         kFuzzUpn}}.dump();
-    transport::HttpResponse r = world->server->Handle(enroll, transport::PeerInfo{});
-    if (r.status != 200) SetupFailed("enrollment: " + r.body);
-    auto body = nlohmann::json::parse(r.body);
-    world->device_peer.remote_address = "127.0.0.1";
-    world->device_peer.has_client_cert = true;
-    world->device_peer.client_cert_pem = body.at("certificate").get<std::string>();
-    world->device_peer.client_cert_cn = kFuzzDevId;
-    auto cert = pki::ParseCertificate(world->device_peer.client_cert_pem);
-    if (!cert.ok()) SetupFailed("device certificate: " + cert.error().ToString());
-    world->device_peer.client_cert_serial_hex = cert->serial_hex;
+    auto enrolled = server::testing::EnrollWithBulkToken(
+        *world->server, kFuzzDevId, tenant.at("enrollment_token").get<std::string>());
+    if (!enrolled.ok()) SetupFailed("enrollment: " + enrolled.error().ToString());
+    world->device_peer = enrolled->peer;
     return world;
   }();
   return *w;

@@ -20,6 +20,7 @@
 #include "samples/server/admin.h"
 #include "samples/server/management.h"
 #include "samples/server/server.h"
+#include "samples/server/testing/enroll_device.h"
 
 namespace dm::server {
 namespace {
@@ -97,23 +98,10 @@ TEST_F(ServerRegressionTest, DeviceReportWithInvalidUtf8DoesNotBreakTheAdminRepo
   auto t = RunAdmin(server_->store(), "tenant.add", {{"name", "Fabrikam"}});
   ASSERT_TRUE(t.ok()) << t.error().ToString();
   json tenant = *t;
-  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
-  ASSERT_TRUE(key.ok());
-  auto csr = pki::CreateCsr(key->private_pem, kDevId);
-  ASSERT_TRUE(csr.ok());
-  transport::HttpResponse enrolled =
-      Call("POST", "/EnrollmentServer/enroll",
-           json{{"dev_id", kDevId}, {"csr", *csr}, {"enrollment_token", tenant["enrollment_token"]}}
-               .dump(),
-           false);
-  ASSERT_EQ(enrolled.status, 200) << enrolled.body;
-  transport::PeerInfo device;
-  device.has_client_cert = true;
-  device.client_cert_pem = json::parse(enrolled.body).at("certificate").get<std::string>();
-  device.client_cert_cn = kDevId;
-  auto cert = pki::ParseCertificate(device.client_cert_pem);
-  ASSERT_TRUE(cert.ok());
-  device.client_cert_serial_hex = cert->serial_hex;
+  auto enrolled = server::testing::EnrollWithBulkToken(
+      *server_, kDevId, tenant["enrollment_token"].get<std::string>());
+  ASSERT_TRUE(enrolled.ok()) << enrolled.error().ToString();
+  transport::PeerInfo device = enrolled->peer;
 
   syncml::Message m;
   m.header.session_id = "1";

@@ -170,7 +170,7 @@ class CrashConsistencyServerTest : public ::testing::Test {
   // Password, a TOTP code for a step dmserver has not seen yet, the new PIN.
   std::string ResetInput(const std::string& new_pin) {
     clock_->Advance(std::chrono::seconds(30));
-    auto secret = server::Base32Decode(kTotpBase32);
+    auto secret = crypto::Base32Decode(kTotpBase32);
     EXPECT_TRUE(secret.ok());
     auto code = crypto::Totp(*secret, clock_->Now());
     EXPECT_TRUE(code.ok());
