@@ -42,9 +42,7 @@ class SecretBytes {
   size_t size() const { return b_.size(); }
   bool empty() const { return b_.empty(); }
   std::span<const uint8_t> span() const { return {b_.data(), b_.size()}; }
-  std::string_view view() const {
-    return {reinterpret_cast<const char*>(b_.data()), b_.size()};
-  }
+  std::string_view view() const { return {reinterpret_cast<const char*>(b_.data()), b_.size()}; }
   void resize(size_t n);  // wipes what a shrink drops
   void Wipe();
 

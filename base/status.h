@@ -16,20 +16,20 @@ namespace dm {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong (bad PIN format, bad URI, bad value)
-  kNotFound,           // the thing asked for does not exist
-  kAlreadyExists,      // create of something that exists
-  kPermissionDenied,   // authenticated but not allowed (wrong scope, read-only, consent missing)
-  kUnauthenticated,    // wrong PIN, wrong password or OTP, bad certificate
-  kFailedPrecondition, // the state does not allow it (locked out, no protector, pending reboot)
-  kResourceExhausted,  // too large, too many
-  kCorruption,         // stored data does not decode or authenticate
-  kIoError,            // the file system or database failed
-  kUnavailable,        // network or peer down; retrying may help
-  kDeadlineExceeded,   // a timeout
-  kAborted,            // gave up on purpose (session abort, rollback)
-  kUnimplemented,      // a protocol feature this agent does not support
-  kInternal,           // a bug: an invariant did not hold
+  kInvalidArgument,     // the caller's input is wrong (bad PIN format, bad URI, bad value)
+  kNotFound,            // the thing asked for does not exist
+  kAlreadyExists,       // create of something that exists
+  kPermissionDenied,    // authenticated but not allowed (wrong scope, read-only, consent missing)
+  kUnauthenticated,     // wrong PIN, wrong password or OTP, bad certificate
+  kFailedPrecondition,  // the state does not allow it (locked out, no protector, pending reboot)
+  kResourceExhausted,   // too large, too many
+  kCorruption,          // stored data does not decode or authenticate
+  kIoError,             // the file system or database failed
+  kUnavailable,         // network or peer down; retrying may help
+  kDeadlineExceeded,    // a timeout
+  kAborted,             // gave up on purpose (session abort, rollback)
+  kUnimplemented,       // a protocol feature this agent does not support
+  kInternal,            // a bug: an invariant did not hold
 };
 
 std::string_view CodeName(Code code);
@@ -79,7 +79,7 @@ inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design, like StatusOr
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design, like StatusOr
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK Status has no value");
     if (std::get<Status>(v_).ok()) v_ = Internal("Result constructed from OK status");
@@ -122,16 +122,17 @@ class [[nodiscard]] Result {
 }  // namespace dm
 
 // Propagates a non-OK Status (or the error of a Result) to the caller.
-#define DM_RETURN_IF_ERROR(expr)               \
-  do {                                         \
-    ::dm::Status dm_status_ = (expr);          \
-    if (!dm_status_.ok()) return dm_status_;   \
+#define DM_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::dm::Status dm_status_ = (expr);        \
+    if (!dm_status_.ok()) return dm_status_; \
   } while (0)
 
 #define DM_CONCAT_INNER_(a, b) a##b
 #define DM_CONCAT_(a, b) DM_CONCAT_INNER_(a, b)
 // DM_ASSIGN_OR_RETURN(auto x, MakeX()); returns the error of MakeX() if it failed.
-#define DM_ASSIGN_OR_RETURN(lhs, expr) DM_ASSIGN_OR_RETURN_IMPL_(DM_CONCAT_(dm_result_, __LINE__), lhs, expr)
+#define DM_ASSIGN_OR_RETURN(lhs, expr) \
+  DM_ASSIGN_OR_RETURN_IMPL_(DM_CONCAT_(dm_result_, __LINE__), lhs, expr)
 #define DM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.has_value()) return tmp.error();       \

@@ -55,7 +55,8 @@ srv tenant add Fabrikam --id 72f988bf-86f1-41af-91ab-2d7cd011db47 \
 server_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 [[ -s "$work/port" ]] || { echo "bench: dmserver did not start" >&2; exit 1; }
-agent enroll --server "https://127.0.0.1:$(cat "$work/port")" --token-file "$work/enroll-token" \
+agent enroll --email bench@fabrikam.test --token-file "$work/enroll-token" \
+  --discovery-url "https://127.0.0.1:$(cat "$work/port")/EnrollmentServer/Discovery.svc" \
   --ca "$work/server/ca.pem" >/dev/null
 
 # dmagent status, start to exit: the median of many runs (one warm-up run first).

@@ -305,23 +305,26 @@ int Main(int argc, char** argv) {
 
   // enroll
   std::string email, discovery_url, auth, enroll_type = "Full", ca_file, token_file, mgmt_url,
-      cert_file, key_file, reset_url, reset_key;
+                                          cert_file, key_file, reset_url, reset_key;
   auto* enroll = app.add_subcommand(
       "enroll", "enroll with an MS-MDM server (Windows enrollment, MS-MDE2), or out of band");
   enroll->add_option("--email", email,
                      "the enrolling user's UPN; Discovery starts at "
                      "https://enterpriseenrollment.<domain>/EnrollmentServer/Discovery.svc");
   enroll->add_option("--discovery-url", discovery_url, "the Discovery URL, instead of the guess");
-  enroll->add_option("--auth", auth, "onprem (password), federated (IdP sign-in) or token; "
-                                     "default: as the server's AuthPolicy says")
+  enroll
+      ->add_option("--auth", auth,
+                   "onprem (password), federated (IdP sign-in) or token; "
+                   "default: as the server's AuthPolicy says")
       ->check(CLI::IsMember({"onprem", "federated", "token"}));
   enroll->add_option("--token-file", token_file,
                      "file holding an enrollment token (a user token or the tenant's bulk token; "
                      "- = stdin); a file, not an argument, so other local users cannot read it");
   enroll->add_option("--type", enroll_type, "Full (a user's device) or Device (no user)")
       ->check(CLI::IsMember({"Full", "Device"}));
-  enroll->add_option("--ca", ca_file, "CA bundle (PEM) to trust for the enrollment server "
-                                      "(default: the system store)");
+  enroll->add_option("--ca", ca_file,
+                     "CA bundle (PEM) to trust for the enrollment server "
+                     "(default: the system store)");
   enroll->add_option("--management-url", mgmt_url, "out of band: the OMA-DM management URL");
   enroll->add_option("--cert", cert_file, "out of band: device certificate (PEM)");
   enroll->add_option("--key", key_file, "out of band: device private key (PEM)");
@@ -382,8 +385,9 @@ int Main(int argc, char** argv) {
   // unenroll
   bool unenroll_force = false;
   auto* unenroll = app.add_subcommand(
-      "unenroll", "tell the server (Alert 1226 unenrollment) and forget the enrollment; users' "
-                  "containers stay");
+      "unenroll",
+      "tell the server (Alert 1226 unenrollment) and forget the enrollment; users' "
+      "containers stay");
   unenroll->add_flag("--force", unenroll_force,
                      "forget the enrollment even when the server cannot be told");
   on(unenroll, [&](Device& d) -> Status {
@@ -426,8 +430,9 @@ int Main(int argc, char** argv) {
   bool sim_json = false;
   auto* simulate = app.add_subcommand(
       "simulate", "a fleet of virtual devices checking in with a server (load testing)");
-  simulate->add_option("--discovery-url", sim.discovery_url,
-                       "the server's MS-MDE2 Discovery URL (.../EnrollmentServer/Discovery.svc)")
+  simulate
+      ->add_option("--discovery-url", sim.discovery_url,
+                   "the server's MS-MDE2 Discovery URL (.../EnrollmentServer/Discovery.svc)")
       ->required();
   simulate->add_option("--auth", sim.auth, "how devices enroll: token (default), onprem, federated")
       ->check(CLI::IsMember({"onprem", "federated", "token"}));

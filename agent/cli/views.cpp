@@ -95,9 +95,9 @@ Result<Json> StatusJson(Device& device, const std::optional<std::string>& user) 
   tenant["EnrollmentKind"] = enrollment.kind.empty() ? "out of band" : enrollment.kind;
   tenant["ProviderId"] = enrollment.provider_id;
   tenant["EnrollmentType"] = enrollment.enrollment_type;
-  tenant["EnrolledAt"] =
-      enrollment.enrolled_at > 0 ? Json(FormatUtc(FromUnixSeconds(enrollment.enrolled_at)))
-                                 : Json(nullptr);
+  tenant["EnrolledAt"] = enrollment.enrolled_at > 0
+                             ? Json(FormatUtc(FromUnixSeconds(enrollment.enrolled_at)))
+                             : Json(nullptr);
   tenant["CertThumbprint"] = nullptr;
   tenant["CertExpires"] = nullptr;
   if (!enrollment.device_cert_pem.empty()) {

@@ -39,8 +39,8 @@ struct SimulateCredentials {
 Result<SimulateCredentials> ParseSimulateCredentials(std::string_view text, std::string_view auth);
 
 struct SimulateOptions {
-  std::string discovery_url;  // the server's MS-MDE2 Discovery URL
-  std::string ca_pem;         // trust for the enrollment server; empty: the system store
+  std::string discovery_url;   // the server's MS-MDE2 Discovery URL
+  std::string ca_pem;          // trust for the enrollment server; empty: the system store
   std::string auth = "token";  // onprem | federated | token
   SimulateCredentials credentials;
   std::string token_email = "simulated-device@example.test";  // the Discover email for tokens

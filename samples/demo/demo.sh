@@ -45,12 +45,16 @@ USER="alice@fabrikam.test"
 PASSWORD="Correct-Horse-Battery-9"
 TOTP_SECRET="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PIN1="246810"; PIN2="135790"; PIN3="864200"
-IDP_URL="https://idp.fabrikam.test/adfs/ls/"
+# The federated IdP is dmserver's own, on its own host name: localhost here, so the loopback
+# demo needs no DNS (the management service is at 127.0.0.1).
+IDP_HOST="localhost"
 
 srv() { "$DMSERVER" --state-dir "$work/server" --test-kdf --log-level warn "$@"; }
 agent() { "$DMAGENT" --state-dir "$work/device" --log-level warn --pin-kdf-cost 12 "$@"; }
 # The authenticator app: the code for now, or for the next 30-second step (a code is
-# accepted only once, and the demo resets twice within a minute).
+# accepted once, and never after a later one: the demo signs in three times within about a
+# minute, so enrollment takes the previous step's code, still inside the window).
+totp_prev() { oathtool --totp -b -N "now - 30 seconds" "$TOTP_SECRET"; }
 totp_now() { oathtool --totp -b "$TOTP_SECRET"; }
 totp_next() { oathtool --totp -b -N "now + 30 seconds" "$TOTP_SECRET"; }
 container_field() { agent container show --user "$USER" --json | jq -r ".$1"; }
@@ -75,16 +79,21 @@ ok "tenant Fabrikam ($TENANT_ID), user $USER in group pin-recovery-users"
 say "dmserver starts on loopback (its own CA, mutual TLS for management)"
 # The binary itself in the background (not the srv function), so $! is the server's pid.
 "$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 \
-  --port-file "$work/port" &
+  --idp-host "$IDP_HOST" --port-file "$work/port" &
 server_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 [[ -s "$work/port" ]] || fail "dmserver did not start"
 port="$(cat "$work/port")"
-ok "listening on https://127.0.0.1:$port"
+ok "listening on https://127.0.0.1:$port (IdP at https://$IDP_HOST:$port/adfs/ls/)"
+IDP_URL="https://$IDP_HOST:$port/adfs/ls/"
 
-say "The device enrolls (key pair + CSR; the server issues the device certificate)"
-agent enroll --server "https://127.0.0.1:$port" --token-file "$work/enroll-token" \
-  --ca "$work/server/ca.pem" --upn "$USER"
+say "The device enrolls as Windows does (MS-MDE2); $USER signs in at the federated IdP"
+# Discovery -> Federated: the IdP page takes password + code and hands back a signed token;
+# GetPolicies and RequestSecurityToken carry it; the answer is a provisioning document.
+printf '%s\n%s\n' "$PASSWORD" "$(totp_prev)" | agent enroll --email "$USER" \
+  --discovery-url "https://127.0.0.1:$port/EnrollmentServer/Discovery.svc" \
+  --ca "$work/server/ca.pem"
+expect_eq "enrollment" "$(agent status --json | jq -r .TenantDetails.EnrollmentKind)" "ms-mde2"
 dev_id="$(agent status --json | jq -r .DeviceState.DeviceId)"
 srv group member all-devices "$dev_id" --tenant Fabrikam >/dev/null
 ok "device $dev_id enrolled and added to group all-devices"
@@ -144,7 +153,7 @@ if agent web-signin "$IDP_URL" 2>"$work/web.err"; then fail "web sign-in opened 
 expect_eq "web sign-in says" "$(tail -n 1 "$work/web.err" | sed 's/^dmagent: //')" \
   "We can't open that page right now"
 srv profile add web-signin --tenant Fabrikam --format chr \
-  --setting "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls=idp.fabrikam.test" >/dev/null
+  --setting "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls=$IDP_HOST" >/dev/null
 srv assign web-signin all-devices --tenant Fabrikam >/dev/null
 agent sync
 agent web-signin "$IDP_URL"

@@ -1,6 +1,7 @@
 // dmserver: the reference Intune-like MDM server. `dmserver --help` lists the subcommands.
 // Admin subcommands work on the state directory directly (the running server sees the changes
 // at the devices' next session); secrets are read from stdin, never from argv.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -25,6 +26,22 @@ namespace {
 
 using dm::server::ServerOptions;
 using nlohmann::json;
+
+// Optional so that `tenant poll` changes only what it is given.
+struct PollArgs {
+  std::optional<int> first_interval, first_count, second_interval, second_count, remaining_interval;
+};
+
+// The token file is created 0600 (never readable by others, not even for an instant).
+dm::Status WriteTokenFile(const std::string& path, const json& token) {
+  const std::string text = token.get<std::string>() + "\n";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return dm::IoError("cannot create " + path);
+  bool ok = ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = ::close(fd) == 0 && ok;
+  return ok ? dm::Status::Ok() : dm::IoError("cannot write " + path);
+}
 
 int Fail(const dm::Status& s) {
   std::cerr << "dmserver: " << s.ToString() << "\n";
@@ -138,6 +155,9 @@ int main(int argc, char** argv) {
   serve->add_option("--public-host", options.public_host,
                     "host name in the URLs handed to devices (default: the listen address)");
   serve->add_option("--idp-host", options.idp_host, "the federated IdP's host name");
+  serve->add_option("--enrollment-domain", options.enrollment_domain,
+                    "serve enrollment as enterpriseenrollment.<domain> too (where Windows looks "
+                    "from a user's UPN)");
   serve->add_option("--name", options.extra_names, "extra subjectAltName for the certificate");
   serve->add_option("--threads", options.threads, "server threads");
 
@@ -154,6 +174,24 @@ int main(int argc, char** argv) {
   tenant_add->add_option("--token-file", token_file,
                          "also write the enrollment token to this file (0600)");
   tenant_cmd->add_subcommand("list", "list tenants");
+  int valid_days = 30;
+  bool revoke_token = false;
+  auto* tenant_token = tenant_cmd->add_subcommand(
+      "token", "rotate the bulk enrollment token (the old one stops working), or --revoke it");
+  tenant_token->add_option("--tenant", tenant, "tenant id or name");
+  tenant_token->add_option("--valid-days", valid_days, "days the new token is valid")
+      ->check(CLI::Range(1, 366));
+  tenant_token->add_flag("--revoke", revoke_token, "revoke the token; issue none");
+  tenant_token->add_option("--token-file", token_file, "write the new token to this file (0600)");
+  PollArgs poll;
+  auto* tenant_poll = tenant_cmd->add_subcommand(
+      "poll", "the DMClient poll schedule new enrollments get (minutes; count 0 = forever)");
+  tenant_poll->add_option("--tenant", tenant, "tenant id or name");
+  tenant_poll->add_option("--first-interval", poll.first_interval);
+  tenant_poll->add_option("--first-count", poll.first_count);
+  tenant_poll->add_option("--second-interval", poll.second_interval);
+  tenant_poll->add_option("--second-count", poll.second_count);
+  tenant_poll->add_option("--remaining-interval", poll.remaining_interval);
 
   std::string upn;
   auto* user_cmd = app.add_subcommand("user", "directory users");
@@ -230,6 +268,12 @@ int main(int argc, char** argv) {
   std::string device;
   auto* device_report = app.add_subcommand("device-report", "the latest report XML of a device");
   device_report->add_option("device", device)->required();
+  auto* device_retire = app.add_subcommand(
+      "retire",
+      "unenroll a device: its certificate stops working and its DeviceID may enroll "
+      "again");
+  device_retire->add_option("device", device)->required();
+  device_retire->add_option("--tenant", tenant, "tenant id or name");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -258,16 +302,43 @@ int main(int argc, char** argv) {
                                        json{{"name", name}, {"id", id}, {"federated", federated}});
     if (!result.ok()) return Fail(result.error());
     if (!token_file.empty()) {
-      std::ofstream out(token_file, std::ios::trunc);
-      out << result->at("enrollment_token").get<std::string>() << "\n";
-      out.close();
-      ::chmod(token_file.c_str(), 0600);
-      if (!out) return Fail(dm::IoError("cannot write " + token_file));
+      if (dm::Status w = WriteTokenFile(token_file, result->at("enrollment_token")); !w.ok()) {
+        return Fail(w);
+      }
     }
     std::cout << PrettyJson(*result) << "\n";
     return 0;
   }
   if (tenant_cmd->got_subcommand("list")) return Admin(options, "tenant.list", json::object());
+  if (*tenant_token) {
+    auto store = dm::server::OpenStore(options);
+    if (!store.ok()) return Fail(store.error());
+    auto result = dm::server::RunAdmin(
+        **store, "tenant.token",
+        json{{"tenant", tenant}, {"valid_days", valid_days}, {"revoke", revoke_token}});
+    if (!result.ok()) return Fail(result.error());
+    if (!token_file.empty() && result->contains("enrollment_token")) {
+      if (dm::Status w = WriteTokenFile(token_file, result->at("enrollment_token")); !w.ok()) {
+        return Fail(w);
+      }
+    }
+    std::cout << PrettyJson(*result) << "\n";
+    return 0;
+  }
+  if (*tenant_poll) {
+    json args{{"tenant", tenant}};
+    for (const auto& [key, value] : {std::pair{"first_interval", poll.first_interval},
+                                     {"first_count", poll.first_count},
+                                     {"second_interval", poll.second_interval},
+                                     {"second_count", poll.second_count},
+                                     {"remaining_interval", poll.remaining_interval}}) {
+      if (value) args[key] = *value;
+    }
+    return Admin(options, "tenant.poll", args);
+  }
+  if (*device_retire) {
+    return Admin(options, "device.retire", json{{"tenant", tenant}, {"device", device}});
+  }
   if (*user_add) {
     json args{{"tenant", tenant}, {"upn", upn}};
     std::string password = ReadSecretLine("Password: ");

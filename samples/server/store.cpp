@@ -749,5 +749,4 @@ Result<std::string> NewUuid(crypto::Random& random) {
          hex.substr(16, 4) + "-" + hex.substr(20);
 }
 
-
 }  // namespace dm::server

@@ -210,8 +210,7 @@ TEST_F(SimulateTest, WrongTokenFailsEnrollmentWithAClearError) {
       << r.error().ToString();
   EXPECT_NE(r.error().message().find("GetPolicies at " + server_->BaseUrl()), std::string::npos)
       << r.error().ToString();
-  EXPECT_NE(r.error().message().find("authentication"), std::string::npos)
-      << r.error().ToString();
+  EXPECT_NE(r.error().message().find("authentication"), std::string::npos) << r.error().ToString();
 }
 
 // Fifty devices enroll through MS-MDE2 as the tenant's users (OnPremise: UsernameToken and

@@ -24,8 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   request.target = kPaths[data[0] & 3];
   request.headers = {{"Content-Type", std::string(dm::soap::kContentType)}};
   request.body.assign(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const dm::transport::PeerInfo peer =
-      (data[0] & 4) ? w.device_peer : dm::transport::PeerInfo{};
+  const dm::transport::PeerInfo peer = (data[0] & 4) ? w.device_peer : dm::transport::PeerInfo{};
 
   dm::fuzz::WithRollback(w, [&] {
     dm::transport::HttpResponse r = w.server->Handle(request, peer);

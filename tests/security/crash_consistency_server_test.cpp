@@ -363,8 +363,9 @@ TEST_F(CrashConsistencyServerTest, KillsDuringSyncAndPinResetNeverLoseOrStrand) 
         {{"name", "pin-recovery"},
          {"settings", json::array({{{"uri", kRecovery}, {"value", "true"}, {"format", "bool"}}})}});
   Admin("assign", {{"profile", "pin-recovery"}, {"group", "pin-recovery-users"}});
-  AgentOk({"enroll", "--server", server_->BaseUrl(), "--token-file", (work_ / "token").string(),
-           "--ca", (work_ / "ca.pem").string(), "--upn", kUser});
+  AgentOk({"enroll", "--email", kUser, "--discovery-url",
+           server_->BaseUrl() + "/EnrollmentServer/Discovery.svc", "--token-file",
+           (work_ / "token").string(), "--ca", (work_ / "ca.pem").string()});
   {
     auto lock = server_->store().Lock();
     auto devices = server_->store().Devices();
