@@ -114,6 +114,25 @@ std::string WithForgedCsrSignature(const std::string& rst) {
   return Replaced(rst, csr_b64, crypto::Base64Encode(*der));
 }
 
+enroll::Credential BulkToken(std::string_view token) {
+  enroll::Credential c;
+  c.kind = enroll::Credential::Kind::kBinaryToken;
+  c.secret = SecretBytes(token);
+  return c;
+}
+enroll::Credential UserToken(std::string_view jwt) {
+  enroll::Credential c = BulkToken(jwt);
+  c.value_type = enroll::kUserTokenType;
+  return c;
+}
+enroll::Credential Password(std::string upn, std::string_view password) {
+  enroll::Credential c;
+  c.kind = enroll::Credential::Kind::kUsernameToken;
+  c.username = std::move(upn);
+  c.secret = SecretBytes(password);
+  return c;
+}
+
 // A device certificate and the key it certifies.
 struct DeviceCert {
   std::string dev_id;
@@ -563,6 +582,305 @@ TEST_F(Mde2FaultTest, PolicyAndDiscoveryRefuseWhatTheyCannotServe) {
   EXPECT_TRUE(
       IsFault(RoutePost(kDiscovery, Replaced(discover, "<AuthPolicy>OnPremise</AuthPolicy>", "")),
               400, "authorization"));
+}
+
+// ---- re-enrolling an enrolled DeviceID ----
+
+TEST_F(Mde2Test, ReEnrollingAnEnrolledDeviceNeedsItsCurrentCertificate) {
+  DeviceCert x = Enroll(BulkToken(bulk_token_), "DEV-X");
+  const std::string first_serial = StoredSerial("DEV-X");
+  EXPECT_EQ(first_serial, x.serial);
+  EXPECT_EQ(ManagementStatus(x), 200);
+
+  // Anyone with the tenant's credentials but without X's key: 409, X keeps its certificate.
+  RstOutcome stranger = RequestCert(BulkToken(bulk_token_), "DEV-X");
+  EXPECT_TRUE(IsFault(stranger.http, 409, "authorization"));
+  EXPECT_EQ(StoredSerial("DEV-X"), first_serial);
+  EXPECT_EQ(ManagementStatus(x), 200);
+
+  // X itself, over mutual TLS with its current certificate: a new certificate replaces it.
+  auto as_x = Client(x);
+  DeviceCert renewed = Enroll(BulkToken(bulk_token_), "DEV-X", as_x.get());
+  EXPECT_NE(renewed.serial, first_serial);
+  EXPECT_EQ(StoredSerial("DEV-X"), renewed.serial);
+  EXPECT_EQ(ManagementStatus(x), 403);  // superseded
+  EXPECT_EQ(ManagementStatus(renewed), 200);
+  // The superseded certificate does not prove the key any more.
+  EXPECT_TRUE(IsFault(RequestCert(BulkToken(bulk_token_), "DEV-X", Client(x).get()).http, 409,
+                      "authorization"));
+
+  // Retired by the admin, the DeviceID is free again.
+  AdminOk("device.retire", {{"tenant", "Fabrikam"}, {"device", "DEV-X"}});
+  EXPECT_EQ(ManagementStatus(renewed), 403);
+  DeviceCert fresh = Enroll(BulkToken(bulk_token_), "DEV-X");
+  EXPECT_EQ(StoredSerial("DEV-X"), fresh.serial);
+  EXPECT_EQ(ManagementStatus(fresh), 200);
+}
+
+TEST_F(Mde2Test, AnotherTenantCannotTakeAnEnrolledDevice) {
+  json contoso = AdminOk("tenant.add", {{"name", "Contoso"}});
+  const std::string contoso_token = contoso.at("enrollment_token").get<std::string>();
+  DeviceCert x = Enroll(BulkToken(bulk_token_), "DEV-X");
+  DeviceCert y = Enroll(BulkToken(contoso_token), "DEV-Y");
+
+  // Contoso's device, presenting its own certificate.
+  EXPECT_TRUE(IsFault(RequestCert(BulkToken(contoso_token), "DEV-X", Client(y).get()).http, 409,
+                      "authorization"));
+  // Nor does X's own key move X to Contoso.
+  EXPECT_TRUE(IsFault(RequestCert(BulkToken(contoso_token), "DEV-X", Client(x).get()).http, 409,
+                      "authorization"));
+  auto stored = Stored("DEV-X");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->tenant_id, fabrikam_id_);
+  EXPECT_EQ(stored->cert_serial, x.serial);
+  EXPECT_EQ(ManagementStatus(x), 200);
+}
+
+// ---- Federated: the IdP's sign-in and its single-use user tokens ----
+
+class Mde2FederatedTest : public Mde2Test {
+ protected:
+  static constexpr char kUpn[] = "dan@contoso.test";
+  static constexpr char kPassword[] = "dan-pw";
+
+  void SetUp() override {
+    Mde2Test::SetUp();
+    json contoso = AdminOk("tenant.add", {{"name", "Contoso"}, {"federated", true}});
+    contoso_id_ = contoso.at("id").get<std::string>();
+    AddUser("Contoso", kUpn, kPassword);
+  }
+
+  HttpResponse Idp(const std::string& method, const std::string& target,
+                   const std::string& form = "") {
+    return Route(method, "idp.fabrikam.test", target, form, "application/x-www-form-urlencoded");
+  }
+  // A fresh TOTP step for every sign-in: a step once accepted is never accepted again.
+  std::string NextTotp() {
+    clock_.Advance(std::chrono::seconds(30));
+    auto secret = Base32Decode(kTotpBase32);
+    auto code = crypto::Totp(*secret, clock_.Now());
+    return code.ok() ? *code : "";
+  }
+  HttpResponse SignIn(const std::string& appru, const std::string& otp,
+                      const std::string& password = kPassword) {
+    return Idp("POST", "/adfs/ls/",
+               "username=dan%40contoso.test&password=" + UrlEncode(password) + "&otp=" + otp +
+                   "&appru=" + UrlEncode(appru));
+  }
+  // The signed user token the IdP hands back (the hidden wresult of its answer page).
+  std::string UserTokenFromIdp() {
+    HttpResponse r = SignIn(kCallback, NextTotp());
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::string token = Between(r.body, "name=\"wresult\" value=\"", "\"");
+    EXPECT_TRUE(LooksLikeJwt(token)) << r.body;
+    return token;
+  }
+
+  std::string contoso_id_;
+};
+
+TEST_F(Mde2FederatedTest, DiscoveryNamesTheIdp) {
+  HttpResponse r = Post(kDiscovery, DiscoverBody(kUpn));
+  ASSERT_TRUE(IsSoapOk(r));
+  auto discovered = enroll::ParseDiscoverResponse(r.body);
+  ASSERT_TRUE(discovered.ok()) << discovered.error().ToString();
+  EXPECT_EQ(discovered->auth_policy, "Federated");
+  EXPECT_EQ(discovered->authentication_url, server_->IdpBaseUrl() + "/adfs/ls/");
+  EXPECT_EQ(discovered->enrollment_url, server_->BaseUrl() + kEnrollment);
+  // However the user types the address.
+  auto shouted =
+      enroll::ParseDiscoverResponse(Post(kDiscovery, DiscoverBody("DAN@Contoso.TEST")).body);
+  ASSERT_TRUE(shouted.ok()) << shouted.error().ToString();
+  EXPECT_EQ(shouted->auth_policy, "Federated");
+  // A device that cannot do Federated is told so.
+  EXPECT_TRUE(IsFault(
+      Post(kDiscovery, Replaced(DiscoverBody(kUpn), "<AuthPolicy>Federated</AuthPolicy>", "")), 400,
+      "authorization"));
+}
+
+TEST_F(Mde2FederatedTest, ThePasswordAloneIsRefused) {
+  const enroll::Credential cred = Password(kUpn, kPassword);
+  EXPECT_TRUE(IsFault(Post(kPolicy, GetPoliciesBody(cred)), 401, "authentication"));
+  EXPECT_TRUE(IsFault(RequestCert(cred, DeviceInfo("DEV-F", kUpn)).http, 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-F").has_value());
+}
+
+TEST_F(Mde2FederatedTest, TheIdpPageCarriesTheCallbackAndAnswersWithAToken) {
+  HttpResponse page =
+      Idp("GET", "/adfs/ls/?appru=ms-app%3A%2F%2Fwindows.immersivecontrolpanel&login_hint=" +
+                     UrlEncode(kUpn));
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("<form method=\"post\" action=\"/adfs/ls/\">"), std::string::npos);
+  EXPECT_NE(
+      page.body.find("type=\"hidden\" name=\"appru\" value=\"" + std::string(kCallback) + "\""),
+      std::string::npos)
+      << page.body;
+  EXPECT_NE(page.body.find("value=\"dan@contoso.test\""), std::string::npos);
+
+  // A wrong one-time code or password gets no token.
+  const std::string code = NextTotp();
+  const std::string wrong_code = code == "000000" ? "000001" : "000000";
+  HttpResponse bad_otp = SignIn(kCallback, wrong_code);
+  EXPECT_EQ(bad_otp.status, 401);
+  EXPECT_EQ(bad_otp.body.find("wresult"), std::string::npos);
+  EXPECT_EQ(SignIn(kCallback, code, "wrong").status, 401);
+
+  HttpResponse signed_in = SignIn(kCallback, code);
+  ASSERT_EQ(signed_in.status, 200) << signed_in.body;
+  EXPECT_NE(signed_in.body.find("action=\"" + std::string(kCallback) + "\""), std::string::npos);
+  const std::string token = Between(signed_in.body, "name=\"wresult\" value=\"", "\"");
+  ASSERT_TRUE(LooksLikeJwt(token)) << signed_in.body;
+}
+
+TEST_F(Mde2FederatedTest, OnlyWindowsCallbacksAreServed) {
+  for (const std::string& evil :
+       std::vector<std::string>{"https://evil.test", "https://evil.test/ms-app://x",
+                                "ms-app://x\"><script>", "javascript:alert(1)"}) {
+    HttpResponse get = Idp("GET", "/adfs/ls/?appru=" + UrlEncode(evil) + "&login_hint=dan");
+    EXPECT_EQ(get.status, 400) << evil;
+    EXPECT_EQ(get.body.find(evil), std::string::npos) << evil;
+    HttpResponse post = SignIn(evil, NextTotp());
+    EXPECT_EQ(post.status, 400) << evil;
+    EXPECT_EQ(post.body.find("wresult"), std::string::npos) << evil;
+  }
+}
+
+TEST_F(Mde2FederatedTest, TheUserTokenEnrollsOnce) {
+  const std::string token = UserTokenFromIdp();
+  const enroll::Credential cred = UserToken(token);
+  // GetPolicies does not use it up; the enrollment does.
+  EXPECT_TRUE(IsSoapOk(Post(kPolicy, GetPoliciesBody(cred))));
+  DeviceCert d = Enroll(cred, "DEV-F1");
+  auto stored = Stored("DEV-F1");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->tenant_id, contoso_id_);
+  EXPECT_EQ(stored->enrolled_upn, kUpn);
+  EXPECT_EQ(ManagementStatus(d), 200);
+
+  EXPECT_TRUE(IsFault(RequestCert(cred, "DEV-F2").http, 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-F2").has_value());
+  // The JWT ValueType is the same token.
+  enroll::Credential as_jwt = UserToken(token);
+  as_jwt.value_type = enroll::kJwtTokenType;
+  EXPECT_TRUE(IsFault(RequestCert(as_jwt, "DEV-F2").http, 401, "authentication"));
+  enroll::Credential fresh = UserToken(UserTokenFromIdp());
+  fresh.value_type = enroll::kJwtTokenType;
+  Enroll(fresh, "DEV-F2");
+}
+
+// Only an enrollment that happens spends the token: a refused one leaves it usable.
+TEST_F(Mde2FederatedTest, ARefusedEnrollmentDoesNotSpendTheToken) {
+  Enroll(BulkToken(bulk_token_), "DEV-TAKEN");
+  const enroll::Credential cred = UserToken(UserTokenFromIdp());
+  EXPECT_TRUE(IsFault(RequestCert(cred, "DEV-TAKEN").http, 409, "authorization"));
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  const std::string forged =
+      WithForgedCsrSignature(RstBody(cred, DeviceInfo("DEV-F"), key->private_pem));
+  EXPECT_TRUE(IsFault(Post(kEnrollment, forged), 400, "certificaterequest"));
+  EXPECT_FALSE(Stored("DEV-F").has_value());
+  Enroll(cred, "DEV-F");
+}
+
+TEST_F(Mde2FederatedTest, AnExpiredUserTokenIsRefused) {
+  const enroll::Credential cred = UserToken(UserTokenFromIdp());
+  clock_.Advance(std::chrono::hours(2));
+  EXPECT_TRUE(IsFault(RequestCert(cred, "DEV-F").http, 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-F").has_value());
+}
+
+TEST_F(Mde2FederatedTest, ATokenSignedByAnotherKeyIsRefused) {
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  // Same issuer, same claims: only the key differs.
+  auto forger = UserTokenSigner::Create(std::move(key->private_pem), server_->IdpBaseUrl());
+  ASSERT_TRUE(forger.ok());
+  auto forged = forger->Issue(contoso_id_, kUpn, server_->store().Now(), std::chrono::minutes(10),
+                              crypto::OsRandom());
+  ASSERT_TRUE(forged.ok());
+  EXPECT_TRUE(IsFault(RequestCert(UserToken(*forged), "DEV-F").http, 401, "authentication"));
+  EXPECT_TRUE(IsFault(Post(kPolicy, GetPoliciesBody(UserToken(*forged))), 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-F").has_value());
+}
+
+// ---- the bulk enrollment token ----
+
+TEST_F(Mde2Test, TheBulkTokenRotatesRevokesAndExpires) {
+  json rotated = AdminOk("tenant.token", {{"tenant", "Fabrikam"}});
+  const std::string second = rotated.at("enrollment_token").get<std::string>();
+  EXPECT_NE(second, bulk_token_);
+  EXPECT_TRUE(IsFault(RequestCert(BulkToken(bulk_token_), "DEV-1").http, 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-1").has_value());
+  Enroll(BulkToken(second), "DEV-1");
+
+  AdminOk("tenant.token", {{"tenant", "Fabrikam"}, {"revoke", true}});
+  EXPECT_TRUE(IsFault(RequestCert(BulkToken(second), "DEV-2").http, 401, "authentication"));
+  EXPECT_TRUE(IsFault(Post(kPolicy, GetPoliciesBody(BulkToken(second))), 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-2").has_value());
+
+  // A new token is valid for 30 days by default.
+  const std::string third =
+      AdminOk("tenant.token", {{"tenant", "Fabrikam"}}).at("enrollment_token").get<std::string>();
+  clock_.Advance(std::chrono::hours(24 * 30) - std::chrono::minutes(1));
+  EXPECT_TRUE(IsSoapOk(RequestCert(BulkToken(third), "DEV-3").http));
+  clock_.Advance(std::chrono::minutes(2));
+  EXPECT_TRUE(IsFault(RequestCert(BulkToken(third), "DEV-4").http, 401, "authentication"));
+  EXPECT_FALSE(Stored("DEV-4").has_value());
+}
+
+TEST_F(Mde2Test, TheDocumentCarriesTheEnrollmentTypeAndTheTenantsPollSchedule) {
+  AdminOk("tenant.poll", {{"tenant", "Fabrikam"},
+                          {"first_interval", 2},
+                          {"first_count", 7},
+                          {"second_interval", 11},
+                          {"second_count", 3},
+                          {"remaining_interval", 240}});
+  enroll::DeviceContext dc = DeviceInfo("DEV-KIOSK");
+  dc.enrollment_type = "Device";
+  RstOutcome out = RequestCert(BulkToken(bulk_token_), dc);
+  ASSERT_TRUE(IsSoapOk(out.http));
+  EXPECT_EQ(out.doc.device_cert_store, "System");
+  EXPECT_EQ(out.doc.name, "Fabrikam");
+  EXPECT_FALSE(out.doc.poll_defaulted);
+  EXPECT_EQ(out.doc.poll.interval_first_min, 2);
+  EXPECT_EQ(out.doc.poll.count_first, 7);
+  EXPECT_EQ(out.doc.poll.interval_second_min, 11);
+  EXPECT_EQ(out.doc.poll.count_second, 3);
+  EXPECT_EQ(out.doc.poll.interval_remaining_min, 240);
+  auto stored = Stored("DEV-KIOSK");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->enrollment_type, "Device");
+  EXPECT_EQ(stored->enrolled_upn, "");
+}
+
+// ---- enterpriseenrollment.<domain> ----
+
+TEST_F(Mde2Test, TheEnterpriseEnrollmentHostServesTheEnrollmentServiceOnly) {
+  AddUser("Fabrikam", "demo@mdmwindows.com", "demo");
+  // As Windows writes it (a:To of the real Discover): mixed case, with the port.
+  const std::string host = "EnterpriseEnrollment.fabrikam.test:443";
+  EXPECT_EQ(Route("GET", host, kDiscovery).status, 200);
+  HttpResponse discovered =
+      Route("POST", host, kDiscovery,
+            enroll::MsMde2Fixture("fleet-poc-readme/readme-02-req-body.min.xml"));
+  ASSERT_TRUE(IsSoapOk(discovered));
+  EXPECT_TRUE(enroll::ParseDiscoverResponse(discovered.body).ok());
+  EXPECT_TRUE(
+      IsSoapOk(Route("POST", host, kPolicy,
+                     enroll::MsMde2Fixture("fleet-poc-readme/readme-03-req-body.min.xml"))));
+  EXPECT_TRUE(
+      IsSoapOk(Route("POST", host, kEnrollment,
+                     enroll::MsMde2Fixture("fleet-poc-readme/readme-04-req-body.min.xml"))));
+
+  for (const char* other :
+       {kMdm, "/PinReset/publickey", "/PinReset/recover", "/login",
+        "/federation/login?upn=demo@mdmwindows.com", "/admin/v1/report",
+        "/EnrollmentServer/hello-certificate", "/adfs/ls/", "/EnrollmentServer/Discovery.svcx"}) {
+    EXPECT_EQ(Route("POST", host, other).status, 404) << other;
+    EXPECT_EQ(Route("GET", host, other).status, 404) << other;
+  }
+  // The main host serves the management endpoint (it wants a client certificate).
+  EXPECT_EQ(Route("POST", "127.0.0.1", kMdm).status, 401);
 }
 
 }  // namespace
