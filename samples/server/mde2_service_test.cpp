@@ -883,5 +883,292 @@ TEST_F(Mde2Test, TheEnterpriseEnrollmentHostServesTheEnrollmentServiceOnly) {
   EXPECT_EQ(Route("POST", "127.0.0.1", kMdm).status, 401);
 }
 
+// ---- UserTokenSigner ----
+
+class UserTokenSignerTest : public ::testing::Test {
+ protected:
+  static constexpr char kIssuer[] = "https://idp.fabrikam.test:8443";
+  static constexpr int64_t kNow = 1'800'000'000;
+
+  void SetUp() override {
+    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+    ASSERT_TRUE(key.ok());
+    key_ = std::move(key->private_pem);
+    auto signer = UserTokenSigner::Create(key_.Clone(), kIssuer);
+    ASSERT_TRUE(signer.ok()) << signer.error().ToString();
+    signer_.emplace(std::move(*signer));
+  }
+
+  static std::string B64(const json& j) {
+    return crypto::Base64UrlEncode(crypto::AsBytes(j.dump()));
+  }
+  // A compact JWS of `claims` under `header`, signed with our key.
+  std::string Sign(const json& header, const json& claims) const {
+    const std::string input = B64(header) + "." + B64(claims);
+    auto der = crypto::EcdsaSign(key_, crypto::AsBytes(input));
+    EXPECT_TRUE(der.ok());
+    auto raw = crypto::EcdsaDerToRaw(*der);
+    EXPECT_TRUE(raw.ok());
+    return input + "." + crypto::Base64UrlEncode(*raw);
+  }
+  static json Es256() { return {{"alg", "ES256"}, {"typ", "JWT"}}; }
+  static json Claims(int64_t lifetime = 600) {
+    return {{"iss", kIssuer}, {"aud", "tenant-1"},      {"sub", "dan@contoso.test"},
+            {"iat", kNow},    {"exp", kNow + lifetime}, {"jti", "0123456789abcdef"}};
+  }
+  std::string Issue(std::chrono::seconds lifetime = std::chrono::minutes(10)) const {
+    auto token = signer_->Issue("tenant-1", "dan@contoso.test", kNow, lifetime, crypto::OsRandom());
+    EXPECT_TRUE(token.ok()) << token.error().ToString();
+    return token.ok() ? *token : "";
+  }
+  ::testing::AssertionResult Refused(std::string_view token, int64_t at = kNow) const {
+    auto claims = signer_->Verify(token, at);
+    if (claims.ok()) return ::testing::AssertionFailure() << "accepted: " << token;
+    if (claims.error().code() != Code::kUnauthenticated) {
+      return ::testing::AssertionFailure() << "refused with " << claims.error().ToString();
+    }
+    return ::testing::AssertionSuccess() << claims.error().message();
+  }
+
+  SecretBytes key_;
+  std::optional<UserTokenSigner> signer_;
+};
+
+TEST_F(UserTokenSignerTest, IssuedTokensVerifyWithTheirClaims) {
+  const std::string token = Issue();
+  ASSERT_TRUE(LooksLikeJwt(token));
+  auto claims = signer_->Verify(token, kNow + 60);
+  ASSERT_TRUE(claims.ok()) << claims.error().ToString();
+  EXPECT_EQ(claims->issuer, kIssuer);
+  EXPECT_EQ(claims->tenant_id, "tenant-1");
+  EXPECT_EQ(claims->upn, "dan@contoso.test");
+  EXPECT_EQ(claims->issued_at, kNow);
+  EXPECT_EQ(claims->expires_at, kNow + 600);
+  EXPECT_EQ(claims->jti.size(), 32u);
+  EXPECT_NE(signer_->Verify(Issue(), kNow)->jti, claims->jti);
+  EXPECT_TRUE(signer_->Verify(Sign(Es256(), Claims()), kNow).ok());
+}
+
+TEST_F(UserTokenSignerTest, LifetimeIsCappedAtAnHour) {
+  auto claims = signer_->Verify(Issue(std::chrono::hours(5)), kNow);
+  ASSERT_TRUE(claims.ok());
+  EXPECT_EQ(claims->expires_at - claims->issued_at, 3600);
+  EXPECT_TRUE(signer_->Verify(Sign(Es256(), Claims(3600)), kNow).ok());
+  EXPECT_TRUE(Refused(Sign(Es256(), Claims(3601))));
+}
+
+TEST_F(UserTokenSignerTest, TamperedPayloadIsRefused) {
+  const std::string token = Issue();
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = token.find('.', dot1 + 1);
+  json claims = Claims();
+  claims["sub"] = "admin@contoso.test";
+  const std::string tampered = token.substr(0, dot1 + 1) + B64(claims) + token.substr(dot2);
+  EXPECT_TRUE(Refused(tampered));
+  // One flipped signature bit.
+  std::string flipped = token;
+  flipped[dot2 + 5] = flipped[dot2 + 5] == 'A' ? 'B' : 'A';
+  EXPECT_TRUE(Refused(flipped));
+}
+
+TEST_F(UserTokenSignerTest, AlgNoneAndOtherAlgorithmsAreRefused) {
+  const std::string body = B64({{"alg", "none"}}) + "." + B64(Claims());
+  EXPECT_TRUE(Refused(body + "."));
+  // None with a signature that would verify over the same input.
+  const std::string es256 = Sign({{"alg", "none"}}, Claims());
+  EXPECT_TRUE(Refused(es256));
+  EXPECT_TRUE(Refused(Sign({{"alg", "HS256"}}, Claims())));
+  EXPECT_TRUE(Refused(Sign({{"typ", "JWT"}}, Claims())));
+}
+
+TEST_F(UserTokenSignerTest, AnotherIssuerIsRefused) {
+  json claims = Claims();
+  claims["iss"] = "https://evil.test";
+  EXPECT_TRUE(Refused(Sign(Es256(), claims)));
+  // The same key under another issuer name.
+  auto other = UserTokenSigner::Create(key_.Clone(), "https://other-idp.test");
+  ASSERT_TRUE(other.ok());
+  auto token = other->Issue("tenant-1", "dan@contoso.test", kNow, std::chrono::minutes(10),
+                            crypto::OsRandom());
+  ASSERT_TRUE(token.ok());
+  EXPECT_TRUE(Refused(*token));
+}
+
+TEST_F(UserTokenSignerTest, AnotherKeyIsRefused) {
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  auto other = UserTokenSigner::Create(std::move(key->private_pem), kIssuer);
+  ASSERT_TRUE(other.ok());
+  auto token = other->Issue("tenant-1", "dan@contoso.test", kNow, std::chrono::minutes(10),
+                            crypto::OsRandom());
+  ASSERT_TRUE(token.ok());
+  EXPECT_TRUE(Refused(*token));
+}
+
+TEST_F(UserTokenSignerTest, ExpiredAndNotYetValidTokensAreRefused) {
+  const std::string token = Issue(std::chrono::minutes(10));
+  // 30 s leeway either side for clocks.
+  EXPECT_TRUE(signer_->Verify(token, kNow + 600 + 29).ok());
+  EXPECT_TRUE(Refused(token, kNow + 600 + 30));
+  EXPECT_TRUE(Refused(token, kNow + 2 * 3600));
+  EXPECT_TRUE(signer_->Verify(token, kNow - 29).ok());
+  EXPECT_TRUE(Refused(token, kNow - 31));
+}
+
+TEST_F(UserTokenSignerTest, MalformedTokensAndMissingClaimsAreRefused) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "a.b", "a.b.c.d", "a.b.c", "not a token", "e30.e30.",
+                                std::string(10000, 'a') + ".b.c"}) {
+    EXPECT_TRUE(Refused(bad)) << bad.substr(0, 40);
+  }
+  for (const char* claim : {"iss", "aud", "sub", "iat", "exp", "jti"}) {
+    json claims = Claims();
+    claims.erase(claim);
+    EXPECT_TRUE(Refused(Sign(Es256(), claims))) << claim;
+  }
+  json wrong_type = Claims();
+  wrong_type["exp"] = "tomorrow";
+  EXPECT_TRUE(Refused(Sign(Es256(), wrong_type)));
+  json nobody = Claims();
+  nobody["sub"] = "";
+  EXPECT_TRUE(Refused(Sign(Es256(), nobody)));
+  // A signer needs an EC key.
+  EXPECT_FALSE(UserTokenSigner::Create(SecretBytes(std::string_view("not a key")), kIssuer).ok());
+}
+
+// ---- BuildProvisioningDoc ----
+
+class ProvisioningDocTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const TimePoint now = Clock::System().Now();
+    auto ca = pki::CreateCa("Test CA", now - std::chrono::hours(1), std::chrono::hours(24));
+    ASSERT_TRUE(ca.ok());
+    ca_ = std::move(*ca);
+    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+    ASSERT_TRUE(key.ok());
+    pki::IssueOptions issue;
+    issue.common_name = "DEV-1";
+    issue.not_before = now - std::chrono::minutes(5);
+    issue.client_auth = true;
+    auto cert = pki::IssueForPublicKey(ca_, key->public_pem, issue);
+    ASSERT_TRUE(cert.ok());
+    params_ =
+        ProvisioningParams{.ca_cert_pem = ca_.cert_pem,
+                           .device_cert_pem = *cert,
+                           .enrollment_type = "Device",
+                           .management_url = "https://mdm.fabrikam.test/ManagementServer/MDM.svc",
+                           .renew_url = "https://mdm.fabrikam.test/EnrollmentServer/Enrollment.svc",
+                           .name = "Fabrikam",
+                           .poll = PollSchedule{.first_interval_min = 2,
+                                                .first_count = 7,
+                                                .second_interval_min = 11,
+                                                .second_count = 3,
+                                                .remaining_interval_min = 240}};
+  }
+
+  static const tinyxml2::XMLElement* Characteristic(const tinyxml2::XMLElement* parent,
+                                                    std::string_view type) {
+    for (auto* c = parent ? parent->FirstChildElement("characteristic") : nullptr; c;
+         c = c->NextSiblingElement("characteristic")) {
+      if (c->Attribute("type", std::string(type).c_str())) return c;
+    }
+    return nullptr;
+  }
+  static std::map<std::string, std::string> Parms(const tinyxml2::XMLElement* c) {
+    std::map<std::string, std::string> out;
+    for (auto* p = c ? c->FirstChildElement("parm") : nullptr; p;
+         p = p->NextSiblingElement("parm")) {
+      out[p->Attribute("name") ? p->Attribute("name") : ""] =
+          p->Attribute("value") ? p->Attribute("value") : "";
+    }
+    return out;
+  }
+
+  pki::CertificateAuthority ca_;
+  ProvisioningParams params_;
+};
+
+TEST_F(ProvisioningDocTest, DeviceEnrollmentDocumentParses) {
+  auto xml = BuildProvisioningDoc(params_);
+  ASSERT_TRUE(xml.ok()) << xml.error().ToString();
+  auto doc = enroll::ParseProvisioningDoc(*xml);
+  ASSERT_TRUE(doc.ok()) << doc.error().ToString() << "\n" << *xml;
+  EXPECT_EQ(doc->device_cert_store, "System");
+  auto cert = pki::ParseCertificate(doc->device_cert_pem);
+  auto expected = pki::ParseCertificate(params_.device_cert_pem);
+  ASSERT_TRUE(cert.ok() && expected.ok());
+  EXPECT_EQ(cert->thumbprint, expected->thumbprint);
+  ASSERT_EQ(doc->root_anchors_pem.size(), 1u);
+  EXPECT_EQ(doc->root_anchors_pem[0], ca_.cert_pem);
+  EXPECT_EQ(doc->management_url, params_.management_url);
+  EXPECT_EQ(doc->provider_id, kProviderId);
+  EXPECT_EQ(doc->name, "Fabrikam");
+  EXPECT_TRUE(doc->renewal.robo_support);
+  EXPECT_EQ(doc->renewal.renew_period_days, 60);
+  EXPECT_EQ(doc->renewal.retry_interval_days, 4);
+  EXPECT_TRUE(doc->unknown.empty()) << doc->unknown[0];
+  EXPECT_FALSE(doc->poll_defaulted);
+  EXPECT_EQ(doc->poll.interval_first_min, 2);
+  EXPECT_EQ(doc->poll.count_first, 7);
+  EXPECT_EQ(doc->poll.interval_second_min, 11);
+  EXPECT_EQ(doc->poll.count_second, 3);
+  EXPECT_EQ(doc->poll.interval_remaining_min, 240);
+  EXPECT_TRUE(doc->poll.poll_on_login);
+}
+
+TEST_F(ProvisioningDocTest, PollScheduleIsUnderTheDmserverProvider) {
+  auto xml = BuildProvisioningDoc(params_);
+  ASSERT_TRUE(xml.ok());
+  tinyxml2::XMLDocument parsed;
+  ASSERT_EQ(parsed.Parse(xml->c_str()), tinyxml2::XML_SUCCESS);
+  const auto* poll = Characteristic(
+      Characteristic(Characteristic(Characteristic(parsed.RootElement(), "DMClient"), "Provider"),
+                     "dmserver"),
+      "Poll");
+  ASSERT_NE(poll, nullptr) << *xml;
+  auto parms = Parms(poll);
+  EXPECT_EQ(parms["IntervalForFirstSetOfRetries"], "2");
+  EXPECT_EQ(parms["NumberOfFirstRetries"], "7");
+  EXPECT_EQ(parms["IntervalForSecondSetOfRetries"], "11");
+  EXPECT_EQ(parms["NumberOfSecondRetries"], "3");
+  EXPECT_EQ(parms["IntervalForRemainingScheduledRetries"], "240");
+  EXPECT_EQ(parms["NumberOfRemainingScheduledRetries"], "0");
+  // The device certificate is in My/System, under its thumbprint.
+  auto thumbprint = pki::ParseCertificate(params_.device_cert_pem)->thumbprint;
+  EXPECT_NE(Characteristic(
+                Characteristic(
+                    Characteristic(Characteristic(parsed.RootElement(), "CertificateStore"), "My"),
+                    "System"),
+                thumbprint),
+            nullptr)
+      << *xml;
+}
+
+TEST_F(ProvisioningDocTest, FullEnrollmentGoesToTheUserStore) {
+  params_.enrollment_type = "Full";
+  auto xml = BuildProvisioningDoc(params_);
+  ASSERT_TRUE(xml.ok());
+  auto doc = enroll::ParseProvisioningDoc(*xml);
+  ASSERT_TRUE(doc.ok()) << doc.error().ToString();
+  EXPECT_EQ(doc->device_cert_store, "User");
+}
+
+TEST_F(ProvisioningDocTest, BadInputIsRefused) {
+  auto refused = [](const ProvisioningParams& p) {
+    auto xml = BuildProvisioningDoc(p);
+    return !xml.ok() && xml.error().code() == Code::kInvalidArgument;
+  };
+  ProvisioningParams bogus = params_;
+  bogus.enrollment_type = "Bogus";
+  EXPECT_TRUE(refused(bogus));
+  ProvisioningParams no_cert = params_;
+  no_cert.device_cert_pem = "not a certificate";
+  EXPECT_TRUE(refused(no_cert));
+  ProvisioningParams no_ca = params_;
+  no_ca.ca_cert_pem = "";
+  EXPECT_TRUE(refused(no_ca));
+}
+
 }  // namespace
 }  // namespace dm::server
