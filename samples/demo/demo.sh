@@ -153,7 +153,7 @@ if agent web-signin "$IDP_URL" 2>"$work/web.err"; then fail "web sign-in opened 
 expect_eq "web sign-in says" "$(tail -n 1 "$work/web.err" | sed 's/^dmagent: //')" \
   "We can't open that page right now"
 srv profile add web-signin --tenant Fabrikam --format chr \
-  --setting "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls=$IDP_HOST" >/dev/null
+  --setting "./Vendor/MSFT/Policy/Config/Authentication/ConfigureWebSignInAllowedUrls=https://$IDP_HOST:$port" >/dev/null
 srv assign web-signin all-devices --tenant Fabrikam >/dev/null
 agent sync
 agent web-signin "$IDP_URL"

@@ -657,7 +657,7 @@ class Mde2FederatedTest : public Mde2Test {
   // A fresh TOTP step for every sign-in: a step once accepted is never accepted again.
   std::string NextTotp() {
     clock_.Advance(std::chrono::seconds(30));
-    auto secret = Base32Decode(kTotpBase32);
+    auto secret = crypto::Base32Decode(kTotpBase32);
     auto code = crypto::Totp(*secret, clock_.Now());
     return code.ok() ? *code : "";
   }

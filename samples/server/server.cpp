@@ -360,8 +360,8 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
   // enterpriseenrollment.<domain>, where Windows looks from a UPN: the enrollment service only.
   if (!options.enrollment_domain.empty() &&
       RequestHost(request) == "enterpriseenrollment." + AsciiLower(options.enrollment_domain) &&
-      path.substr(0, 29) != "/EnrollmentServer/Discovery.s" &&
-      path != "/EnrollmentServer/Policy.svc" && path != "/EnrollmentServer/Enrollment.svc") {
+      path != "/EnrollmentServer/Discovery.svc" && path != "/EnrollmentServer/Policy.svc" &&
+      path != "/EnrollmentServer/Enrollment.svc") {
     return JsonError(404, "not_found", "the enrollment host serves /EnrollmentServer/*.svc only");
   }
 

@@ -1,0 +1,204 @@
+// The agent enrolls with dmserver the way Windows does (MS-MDE2 over TLS on loopback), OnPremise
+// and Federated, then runs management sessions; a DeviceID cannot be taken over by
+// re-enrollment; unenrollment tells the server and leaves users' containers alone.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/runtime/device.h"
+#include "agent/runtime/enrollment.h"
+#include "agent/runtime/sync.h"
+#include "base/crypto.h"
+#include "base/pki.h"
+#include "csp/device_facts.h"
+#include "samples/server/admin.h"
+#include "samples/server/server.h"
+
+namespace dm {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr char kManagedUser[] = "carol@contoso.test";
+constexpr char kFederatedUser[] = "alice@fabrikam.test";
+constexpr char kPassword[] = "Correct-Horse-Battery-9";
+constexpr char kTotpBase32[] = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+class Mde2EnrollmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "mde2-e2e-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    server::ServerOptions so;
+    so.state_dir = dir_ / "server";
+    so.password_kdf = crypto::ScryptParams::ForTests();
+    so.pin_reset_rsa_bits = 2048;
+    so.idp_host = "localhost";  // the IdP's own host name, reachable without DNS
+    auto s = server::DmServer::Start(so);
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    server_ = std::move(*s);
+    Admin("tenant.add", {{"name", "Contoso"}});
+    Admin("tenant.add", {{"name", "Fabrikam"}, {"federated", true}});
+    Admin("user.add", {{"tenant", "Contoso"}, {"upn", kManagedUser}, {"password", kPassword}});
+    Admin("user.add", {{"tenant", "Fabrikam"},
+                       {"upn", kFederatedUser},
+                       {"password", kPassword},
+                       {"totp_secret", kTotpBase32}});
+  }
+  void TearDown() override {
+    devices_.clear();
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  json Admin(const std::string& op, const json& args) {
+    auto r = server::RunAdmin(server_->store(), op, args);
+    EXPECT_TRUE(r.ok()) << op << ": " << r.error().ToString();
+    return r.ok() ? *r : json();
+  }
+
+  agent::Device& NewDevice(const std::string& name) {
+    agent::DeviceOptions o;
+    o.state_dir = dir_ / name;
+    o.pin_kdf = crypto::ScryptParams::ForTests();
+    auto d = agent::Device::Open(std::move(o));
+    EXPECT_TRUE(d.ok()) << d.error().ToString();
+    devices_.push_back(std::move(*d));
+    return *devices_.back();
+  }
+
+  // As `dmagent enroll --email U --discovery-url ... --ca ...`: the policy comes from Discovery.
+  agent::MsMde2EnrollRequest Request(const std::string& upn, int totp_step_offset = 0) {
+    agent::MsMde2EnrollRequest r;
+    r.email = upn;
+    r.discovery_url = server_->BaseUrl() + "/EnrollmentServer/Discovery.svc";
+    r.ca_bundle_pem = server_->ca_cert_pem();
+    r.password = SecretBytes(std::string_view(kPassword));
+    auto secret = crypto::Base32Decode(kTotpBase32);
+    auto code =
+        crypto::Totp(*secret, Clock::System().Now() + std::chrono::seconds(30 * totp_step_offset));
+    r.otp = SecretBytes(std::string_view(*code));
+    return r;
+  }
+
+  std::optional<server::Device> ServerDevice(agent::Device& d) {
+    auto id = csp::DeviceId(d.db());
+    EXPECT_TRUE(id.ok());
+    auto lock = server_->store().Lock();
+    auto dev = server_->store().FindDevice(*id);
+    EXPECT_TRUE(dev.ok());
+    return dev.ok() ? *dev : std::nullopt;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<server::DmServer> server_;
+  std::vector<std::unique_ptr<agent::Device>> devices_;
+};
+
+TEST_F(Mde2EnrollmentTest, OnPremiseEnrollsWithThePasswordThenSessionsRun) {
+  agent::Device& d = NewDevice("laptop");
+  Status s = agent::EnrollMsMde2(d, Request(kManagedUser));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto state = agent::LoadEnrollment(d.db());
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->kind, "ms-mde2");
+  EXPECT_EQ(state->provider_id, "dmserver");
+  EXPECT_EQ(state->management_url, server_->BaseUrl() + "/ManagementServer/MDM.svc");
+  auto dev = ServerDevice(d);
+  ASSERT_TRUE(dev.has_value());
+  EXPECT_EQ(dev->enrolled_upn, kManagedUser);
+  EXPECT_EQ(dev->enrollment_type, "Full");
+  EXPECT_EQ(dev->hw_dev_id, state->hw_dev_id);
+  EXPECT_FALSE(dev->hw_dev_id.empty());
+
+  auto first = agent::RunSession(d);
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  EXPECT_GT(first->commands_received, 0);  // the agent services the server sets at once
+  EXPECT_TRUE(agent::RunSession(d).ok());
+
+  // A wrong password is the server's authentication fault, naming the step and URL.
+  agent::Device& other = NewDevice("other");
+  agent::MsMde2EnrollRequest bad = Request(kManagedUser);
+  bad.password = SecretBytes(std::string_view("wrong"));
+  Status refused = agent::EnrollMsMde2(other, bad);
+  EXPECT_EQ(refused.code(), Code::kUnauthenticated) << refused.ToString();
+  EXPECT_NE(refused.message().find("GetPolicies at " + server_->BaseUrl()), std::string::npos)
+      << refused.ToString();
+  EXPECT_FALSE(agent::LoadEnrollment(other.db())->enrolled());
+}
+
+TEST_F(Mde2EnrollmentTest, FederatedSignsInAtTheIdpAndTheTokenEnrollsOnce) {
+  agent::Device& d = NewDevice("laptop");
+  Status s = agent::EnrollMsMde2(d, Request(kFederatedUser));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto dev = ServerDevice(d);
+  ASSERT_TRUE(dev.has_value());
+  EXPECT_EQ(dev->enrolled_upn, kFederatedUser);
+  auto session = agent::RunSession(d);
+  ASSERT_TRUE(session.ok()) << session.error().ToString();
+
+  // The same one-time code again is refused at the IdP: no token, nothing enrolled.
+  agent::Device& other = NewDevice("other");
+  Status again = agent::EnrollMsMde2(other, Request(kFederatedUser));
+  EXPECT_FALSE(again.ok());
+  EXPECT_NE(again.message().find("Federated sign-in"), std::string::npos) << again.ToString();
+  EXPECT_FALSE(agent::LoadEnrollment(other.db())->enrolled());
+  // A federated tenant's password alone (OnPremise) is refused too.
+  agent::MsMde2EnrollRequest onprem = Request(kFederatedUser);
+  onprem.auth = "onprem";
+  EXPECT_EQ(agent::EnrollMsMde2(other, onprem).code(), Code::kUnauthenticated);
+}
+
+TEST_F(Mde2EnrollmentTest, TakeoverByReEnrollmentIsRefusedAndRenewalWithTheCertWorks) {
+  agent::Device& victim = NewDevice("victim");
+  ASSERT_TRUE(agent::EnrollMsMde2(victim, Request(kManagedUser)).ok());
+  const std::string serial = ServerDevice(victim)->cert_serial;
+
+  // Another machine claims the victim's DeviceID with valid user credentials.
+  agent::Device& attacker = NewDevice("attacker");
+  auto victim_id = csp::DeviceId(victim.db());
+  ASSERT_TRUE(victim_id.ok());
+  ASSERT_TRUE(csp::WriteFact(attacker.db(), csp::kFactDeviceId, *victim_id).ok());
+  Status s = agent::EnrollMsMde2(attacker, Request(kManagedUser));
+  EXPECT_EQ(s.code(), Code::kPermissionDenied) << s.ToString();
+  EXPECT_NE(s.message().find("current certificate"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(agent::LoadEnrollment(attacker.db())->enrolled());
+  EXPECT_EQ(ServerDevice(victim)->cert_serial, serial);
+  EXPECT_TRUE(agent::RunSession(victim).ok());
+
+  // The device itself re-enrolls over mutual TLS with its current certificate.
+  ASSERT_TRUE(agent::EnrollMsMde2(victim, Request(kManagedUser)).ok());
+  EXPECT_NE(ServerDevice(victim)->cert_serial, serial);
+  EXPECT_TRUE(agent::RunSession(victim).ok());
+
+  // After the admin retires it, the DeviceID is free again.
+  Admin("device.retire", {{"tenant", "Contoso"}, {"device", *victim_id}});
+  EXPECT_TRUE(agent::EnrollMsMde2(attacker, Request(kManagedUser)).ok());
+}
+
+TEST_F(Mde2EnrollmentTest, UnenrollTellsTheServerAndKeepsTheUsersContainers) {
+  agent::Device& d = NewDevice("laptop");
+  ASSERT_TRUE(agent::EnrollMsMde2(d, Request(kManagedUser)).ok());
+  ASSERT_TRUE(agent::RunSession(d).ok());
+  ASSERT_TRUE(d.containers().Provision(kManagedUser, SecretBytes(std::string_view("246810"))).ok());
+
+  ASSERT_TRUE(agent::Unenroll(d).ok());
+  EXPECT_FALSE(agent::LoadEnrollment(d.db())->enrolled());
+  EXPECT_FALSE(ServerDevice(d)->enrolled);
+  auto info = d.containers().Info(kManagedUser);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->exists);
+  // Enrolled again after that: no certificate to present, and none needed.
+  EXPECT_TRUE(agent::EnrollMsMde2(d, Request(kManagedUser)).ok());
+  EXPECT_TRUE(ServerDevice(d)->enrolled);
+}
+
+}  // namespace
+}  // namespace dm
