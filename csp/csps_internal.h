@@ -39,6 +39,7 @@ NodeDef DevDetailCsp(storage::Database& db, const Clock& clock, HostFactsSource 
 // Mounted under Vendor/MSFT.
 NodeDef DmClientCsp();
 NodeDef RebootCsp(storage::Database& db, const Clock& clock);
+NodeDef CertificateStoreCsp(storage::Database& db);
 NodeDef PassportForWorkCsp(storage::Database& db, const Clock& clock, policy::PolicyEngine& engine);
 NodeDef PolicyCsp(policy::PolicyEngine& engine);
 NodeDef DmAgentCsp(policy::PolicyEngine& engine, storage::Database& db,

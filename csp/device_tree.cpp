@@ -18,6 +18,7 @@ std::unique_ptr<DmTree> MakeDeviceTree(storage::Database& db, policy::PolicyEngi
   tree->Mount("", DevDetailCsp(db, clock, host));
   tree->Mount("Vendor/MSFT", DmClientCsp());
   tree->Mount("Vendor/MSFT", RebootCsp(db, clock));
+  tree->Mount("Vendor/MSFT", CertificateStoreCsp(db));
   tree->Mount("Vendor/MSFT", PassportForWorkCsp(db, clock, engine));
   tree->Mount("Vendor/MSFT", PolicyCsp(engine));
   tree->Mount("Vendor/MSFT", DmAgentCsp(engine, db, containers));

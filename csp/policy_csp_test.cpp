@@ -147,7 +147,7 @@ TEST_F(PolicyCspTest, AreaNodesAndListings) {
 TEST_F(PolicyCspTest, TheDeviceTreeHasEveryCsp) {
   EXPECT_EQ(tree_->Get(device_, ".").value.data, "DevInfo/DevDetail/Vendor");
   EXPECT_EQ(tree_->Get(device_, "./Vendor/MSFT").value.data,
-            "DMClient/Reboot/PassportForWork/Policy/DMAgent");
+            "DMClient/Reboot/CertificateStore/PassportForWork/Policy/DMAgent");
   EXPECT_EQ(tree_->Get(alice_, "./User/Vendor/MSFT").value.data, "PassportForWork/Policy");
   EXPECT_EQ(tree_->Get(device_, "./DevInfo/DmV").value.data, "1.3");
 }

@@ -16,6 +16,7 @@
 #include "agent/runtime/machine_key.h"
 #include "agent/transport/https_client.h"
 #include "base/pki.h"
+#include "csp/certificate_store.h"
 #include "csp/device_facts.h"
 #include "csp/dmagent_csp.h"
 #include "csp/node_store.h"
@@ -34,7 +35,7 @@ constexpr char kManagementUrl[] = "enrollment.management_url";
 constexpr char kTenantId[] = "enrollment.tenant_id";
 constexpr char kTenantName[] = "enrollment.tenant_name";
 constexpr char kCaPem[] = "enrollment.ca_pem";
-constexpr char kDeviceCert[] = "enrollment.device_cert_pem";
+constexpr const char* kDeviceCert = csp::kEnrollmentDeviceCertKey;
 constexpr char kDeviceKeySealed[] = "enrollment.device_key_sealed";  // hex
 // The service URLs and key are DMAgent CSP leaves (Services/*) as well.
 constexpr const char* kPinResetUrl = csp::kPinResetUrlKey;
@@ -43,10 +44,10 @@ constexpr const char* kFederationUrl = csp::kFederationLoginUrlKey;
 constexpr const char* kHelloCertUrl = csp::kHelloCertUrlKey;
 constexpr char kKind[] = "enrollment.kind";
 constexpr char kProviderId[] = "enrollment.provider_id";
-constexpr char kAnchorPem[] = "enrollment.anchor_pem";
+constexpr const char* kAnchorPem = csp::kEnrollmentAnchorKey;
 constexpr char kTrustSystemStore[] = "enrollment.trust_system_store";
 constexpr char kHwDevId[] = "enrollment.hw_dev_id";
-constexpr char kEnrollmentType[] = "enrollment.type";
+constexpr const char* kEnrollmentType = csp::kEnrollmentTypeKey;
 constexpr char kEnrolledAt[] = "enrollment.enrolled_at";
 constexpr char kRenewPeriod[] = "enrollment.renew_period_days";
 constexpr char kRenewRetry[] = "enrollment.renew_retry_days";

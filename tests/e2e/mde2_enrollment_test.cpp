@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +19,7 @@
 #include "csp/device_facts.h"
 #include "samples/server/admin.h"
 #include "samples/server/server.h"
+#include "tests/security/dmagent_process.h"
 
 namespace dm {
 namespace {
@@ -198,6 +200,48 @@ TEST_F(Mde2EnrollmentTest, UnenrollTellsTheServerAndKeepsTheUsersContainers) {
   // Enrolled again after that: no certificate to present, and none needed.
   EXPECT_TRUE(agent::EnrollMsMde2(d, Request(kManagedUser)).ok());
   EXPECT_TRUE(ServerDevice(d)->enrolled);
+}
+
+// The command line as an operator types it: the password on stdin, never in argv.
+TEST_F(Mde2EnrollmentTest, CommandLineEnrollsShowsStatusSyncsAndUnenrolls) {
+  { std::ofstream(dir_ / "ca.pem") << server_->ca_cert_pem(); }
+  const std::string state = (dir_ / "cli").string();
+  auto agent = [&](std::vector<std::string> args, std::string input = "") {
+    args.insert(args.begin(), {"--state-dir", state, "--log-level", "warn"});
+    testing::ProcessOptions o;
+    o.stdin_data = std::move(input);
+    return testing::RunProcess(DMAGENT_BIN, args, o);
+  };
+  const std::string discovery = server_->BaseUrl() + "/EnrollmentServer/Discovery.svc";
+  auto r = agent({"enroll", "--email", kManagedUser, "--discovery-url", discovery, "--ca",
+                  (dir_ / "ca.pem").string()},
+                 std::string(kPassword) + "\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("provider dmserver"), std::string::npos) << r.out;
+
+  r = agent({"status", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json status = json::parse(r.out).at("TenantDetails");
+  EXPECT_EQ(status.at("EnrollmentKind"), "ms-mde2");
+  EXPECT_EQ(status.at("ProviderId"), "dmserver");
+  EXPECT_EQ(status.at("EnrollmentType"), "Full");
+  EXPECT_TRUE(status.at("CertThumbprint").is_string());
+  EXPECT_TRUE(status.at("CertExpires").is_string());
+  EXPECT_TRUE(status.at("EnrolledAt").is_string());
+
+  EXPECT_EQ(agent({"sync"}).exit_code, 0);
+  r = agent({"unenroll"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = agent({"status", "--json"});
+  EXPECT_EQ(json::parse(r.out).at("TenantDetails").at("Enrolled"), false);
+  r = agent({"unenroll"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("not enrolled"), std::string::npos) << r.err;
+
+  // --auth token without a token file is refused before anything is sent.
+  r = agent({"enroll", "--email", kManagedUser, "--discovery-url", discovery, "--auth", "token"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--token-file"), std::string::npos) << r.err;
 }
 
 }  // namespace
