@@ -74,6 +74,30 @@ TEST_F(CliTest, AdminCommandsServeAndReport) {
   EXPECT_EQ(token, tenant.at("enrollment_token"));
   EXPECT_EQ(fs::status(dir_ / "token").permissions() & fs::perms::others_all, fs::perms::none);
 
+  // Rotation: a new token, never written over an existing file or through a symlink.
+  // A refused file costs nothing: the token is not rotated (its expiry stays what it was).
+  const json before = json::parse(Run({"tenant", "list"}).second);
+  EXPECT_NE(Run({"tenant", "token", "--valid-days", "3", "--token-file", (dir_ / "token").string()})
+                .first,
+            0);
+  EXPECT_EQ(json::parse(Run({"tenant", "list"}).second), before);
+  std::string unchanged;
+  std::ifstream(dir_ / "token") >> unchanged;
+  EXPECT_EQ(unchanged, token);
+  fs::create_symlink(dir_ / "elsewhere", dir_ / "link");
+  EXPECT_NE(Run({"tenant", "token", "--token-file", (dir_ / "link").string()}).first, 0);
+  EXPECT_FALSE(fs::exists(dir_ / "elsewhere"));
+  std::tie(rc, out) =
+      Run({"tenant", "token", "--valid-days", "7", "--token-file", (dir_ / "token2").string()});
+  ASSERT_EQ(rc, 0) << out;
+  std::string token2;
+  std::ifstream(dir_ / "token2") >> token2;
+  EXPECT_EQ(token2, json::parse(out).at("enrollment_token"));
+  EXPECT_NE(token2, token);
+  std::tie(rc, out) = Run({"tenant", "token", "--revoke"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out).at("revoked"), true);
+
   // The password comes from stdin; with no TOTP line a secret is generated and shown once.
   std::tie(rc, out) = Run({"user", "add", "alice@fabrikam.test"}, "s3cret-pw\n");
   ASSERT_EQ(rc, 0) << out;

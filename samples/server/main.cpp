@@ -8,13 +8,16 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/log.h"
@@ -32,16 +35,44 @@ struct PollArgs {
   std::optional<int> first_interval, first_count, second_interval, second_count, remaining_interval;
 };
 
-// The token file is created 0600 (never readable by others, not even for an instant).
-dm::Status WriteTokenFile(const std::string& path, const json& token) {
-  const std::string text = token.get<std::string>() + "\n";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return dm::IoError("cannot create " + path);
-  bool ok = ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = ::close(fd) == 0 && ok;
-  return ok ? dm::Status::Ok() : dm::IoError("cannot write " + path);
-}
+// The token file is created 0600 (never readable by others, not even for an instant), and
+// exclusively: an existing file or a symlink planted there is refused, not written through.
+// It is created before the token exists, so a refused file never costs a token nobody saw.
+class TokenFile {
+ public:
+  static dm::Result<TokenFile> Create(const std::string& path) {
+    TokenFile f;
+    f.path_ = path;
+    if (path.empty()) return f;
+    f.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (f.fd_ < 0) {
+      return dm::IoError("cannot create " + path + ": " + std::strerror(errno) +
+                         (errno == EEXIST ? " (the token file must not exist yet)" : ""));
+    }
+    return f;
+  }
+  TokenFile() = default;
+  TokenFile(TokenFile&& o) noexcept : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
+  TokenFile& operator=(TokenFile&&) = delete;
+  // Not written (the operation failed): the empty file goes away.
+  ~TokenFile() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      ::unlink(path_.c_str());
+    }
+  }
+  dm::Status Write(const json& token) {
+    if (fd_ < 0) return dm::Status::Ok();
+    const std::string text = token.get<std::string>() + "\n";
+    bool ok = ::write(fd_, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::close(std::exchange(fd_, -1)) == 0 && ok;
+    return ok ? dm::Status::Ok() : dm::IoError("cannot write " + path_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 int Fail(const dm::Status& s) {
   std::cerr << "dmserver: " << s.ToString() << "\n";
@@ -296,31 +327,29 @@ int main(int argc, char** argv) {
   if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
 
   if (*tenant_add) {
+    auto out_file = TokenFile::Create(token_file);
+    if (!out_file.ok()) return Fail(out_file.error());
     auto store = dm::server::OpenStore(options);
     if (!store.ok()) return Fail(store.error());
     auto result = dm::server::RunAdmin(**store, "tenant.add",
                                        json{{"name", name}, {"id", id}, {"federated", federated}});
     if (!result.ok()) return Fail(result.error());
-    if (!token_file.empty()) {
-      if (dm::Status w = WriteTokenFile(token_file, result->at("enrollment_token")); !w.ok()) {
-        return Fail(w);
-      }
-    }
+    if (dm::Status w = out_file->Write(result->at("enrollment_token")); !w.ok()) return Fail(w);
     std::cout << PrettyJson(*result) << "\n";
     return 0;
   }
   if (tenant_cmd->got_subcommand("list")) return Admin(options, "tenant.list", json::object());
   if (*tenant_token) {
+    auto out_file = TokenFile::Create(revoke_token ? "" : token_file);
+    if (!out_file.ok()) return Fail(out_file.error());
     auto store = dm::server::OpenStore(options);
     if (!store.ok()) return Fail(store.error());
     auto result = dm::server::RunAdmin(
         **store, "tenant.token",
         json{{"tenant", tenant}, {"valid_days", valid_days}, {"revoke", revoke_token}});
     if (!result.ok()) return Fail(result.error());
-    if (!token_file.empty() && result->contains("enrollment_token")) {
-      if (dm::Status w = WriteTokenFile(token_file, result->at("enrollment_token")); !w.ok()) {
-        return Fail(w);
-      }
+    if (result->contains("enrollment_token")) {
+      if (dm::Status w = out_file->Write(result->at("enrollment_token")); !w.ok()) return Fail(w);
     }
     std::cout << PrettyJson(*result) << "\n";
     return 0;
