@@ -1,5 +1,7 @@
 #include "base/pki.h"
 
+#include "base/crypto.h"
+
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -497,6 +499,46 @@ Status VerifyCertificate(std::string_view cert_pem, std::string_view ca_pem, Tim
                            X509_verify_cert_error_string(err));
   }
   return Status::Ok();
+}
+
+std::string PemBase64(std::string_view pem) {
+  const size_t begin = pem.find("-----BEGIN ");
+  if (begin == std::string_view::npos) return {};
+  size_t pos = pem.find('\n', begin);
+  std::string out;
+  while (pos != std::string_view::npos && pos + 1 < pem.size()) {
+    const size_t next = pem.find('\n', pos + 1);
+    std::string_view line =
+        pem.substr(pos + 1, next == std::string_view::npos ? next : next - pos - 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.rfind("-----END ", 0) == 0) break;
+    out += line;
+    pos = next;
+  }
+  return out;
+}
+
+std::string PemFromDer(std::span<const uint8_t> der, std::string_view label) {
+  const std::string body = crypto::Base64Encode(der);
+  std::string pem = "-----BEGIN " + std::string(label) + "-----\n";
+  for (size_t i = 0; i < body.size(); i += 64) pem += body.substr(i, 64) + "\n";
+  return pem + "-----END " + std::string(label) + "-----\n";
+}
+
+std::vector<std::string> SplitCertificatePems(std::string_view bundle) {
+  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (true) {
+    const size_t begin = bundle.find(kBegin, pos);
+    if (begin == std::string_view::npos) break;
+    const size_t end = bundle.find(kEnd, begin);
+    if (end == std::string_view::npos) break;
+    out.push_back(std::string(bundle.substr(begin, end + kEnd.size() - begin)) + "\n");
+    pos = end + kEnd.size();
+  }
+  return out;
 }
 
 }  // namespace dm::pki

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +75,14 @@ Result<std::string> IssueFromCsr(const CertificateAuthority& ca, std::string_vie
 Result<std::string> IssueForPublicKey(const CertificateAuthority& ca,
                                       std::string_view public_key_pem, const IssueOptions& options);
 Result<std::string> SelfSign(const SecretBytes& private_pem, const IssueOptions& options);
+// PEM <-> the base64 DER that SOAP and provisioning documents carry. PemBase64 joins the base64
+// lines of the first PEM block ("" when there is none); PemFromDer wraps DER under `label`
+// ("CERTIFICATE", "CERTIFICATE REQUEST") in 64-column lines.
+std::string PemBase64(std::string_view pem);
+std::string PemFromDer(std::span<const uint8_t> der, std::string_view label);
+// Every "CERTIFICATE" PEM block of a bundle, in order.
+std::vector<std::string> SplitCertificatePems(std::string_view bundle);
+
 // OK when `cert_pem` chains to `ca_pem` and is valid at `at`.
 Status VerifyCertificate(std::string_view cert_pem, std::string_view ca_pem, TimePoint at);
 

@@ -1,5 +1,7 @@
 #include "base/pki.h"
 
+#include "base/crypto.h"
+
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -64,6 +66,20 @@ TEST_F(PkiTest, GeneratesPkcs8KeysWhosePublicHalfMatches) {
   auto b = GenerateKeyPair(KeyType::kEcP256);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(a->public_pem, b->public_pem);
+}
+
+TEST_F(PkiTest, PemAndBase64DerRoundTrip) {
+  const std::string b64 = PemBase64(ca_.cert_pem);
+  ASSERT_FALSE(b64.empty());
+  EXPECT_EQ(b64.find('\n'), std::string::npos);
+  auto der = crypto::Base64Decode(b64);
+  ASSERT_TRUE(der.ok());
+  EXPECT_EQ(PemFromDer(*der, "CERTIFICATE"), ca_.cert_pem);  // OpenSSL's 64-column layout
+  EXPECT_EQ(PemBase64("no PEM here"), "");
+  const auto both = SplitCertificatePems("junk\n" + ca_.cert_pem + "between\n" + ca_.cert_pem);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0], ca_.cert_pem);
+  EXPECT_TRUE(SplitCertificatePems("-----BEGIN CERTIFICATE-----\ntruncated").empty());
 }
 
 TEST_F(PkiTest, PublicKeyOfRejectsGarbage) {

@@ -1,38 +1,11 @@
 #include "csp/certificate_store.h"
 
-#include <sstream>
-
 #include "base/pki.h"
 #include "csp/csps_internal.h"
 #include "csp/device_facts.h"
 
 namespace dm::csp {
 namespace {
-
-// The PEM certificates in `text`, in order.
-std::vector<std::string> SplitPems(const std::string& text) {
-  std::vector<std::string> out;
-  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
-  size_t pos = 0;
-  while (true) {
-    const size_t begin = text.find("-----BEGIN CERTIFICATE-----", pos);
-    if (begin == std::string::npos) break;
-    const size_t end = text.find(kEnd, begin);
-    if (end == std::string::npos) break;
-    out.push_back(text.substr(begin, end + kEnd.size() - begin) + "\n");
-    pos = end + kEnd.size();
-  }
-  return out;
-}
-
-std::string DerBase64(const std::string& pem) {
-  std::string b64;
-  std::istringstream in(pem);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("-----", 0) != 0) b64 += line;
-  }
-  return b64;
-}
 
 // The certificates of one store: the anchors (Root/System) or the device certificate (My/User
 // for a Full enrollment, My/System for a Device one).
@@ -41,7 +14,7 @@ enum class Which { kRoot, kMyUser, kMySystem };
 Result<std::vector<std::string>> CertsOf(storage::Database& db, Which which) {
   if (which == Which::kRoot) {
     DM_ASSIGN_OR_RETURN(auto anchors, ReadFact(db, kEnrollmentAnchorKey));
-    return SplitPems(anchors.value_or(""));
+    return pki::SplitCertificatePems(anchors.value_or(""));
   }
   DM_ASSIGN_OR_RETURN(auto cert, ReadFact(db, kEnrollmentDeviceCertKey));
   DM_ASSIGN_OR_RETURN(auto type, ReadFact(db, kEnrollmentTypeKey));
@@ -83,7 +56,7 @@ NodeDef Store(storage::Database& db, const char* name, Which which) {
   NodeDef cert = DynamicInterior(
       Naming::kAnyName, "{Thumbprint}", access::kGet, Storage::kComputed,
       {Field(db, which, "EncodedCertificate",
-             [](const pki::CertInfo&, const std::string& pem) { return DerBase64(pem); }),
+             [](const pki::CertInfo&, const std::string& pem) { return pki::PemBase64(pem); }),
        Field(db, which, "IssuedBy",
              [](const pki::CertInfo& i, const std::string&) { return i.issuer_cn; }),
        Field(db, which, "IssuedTo",

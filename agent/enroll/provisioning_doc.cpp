@@ -205,10 +205,7 @@ Result<std::string> CertificatePemFromBase64Der(std::string_view b64) {
   }
   auto der = crypto::Base64Decode(compact);
   if (!der.ok()) return InvalidArgument("EncodedCertificate is not base64");
-  std::string pem = "-----BEGIN CERTIFICATE-----\n";
-  const std::string body = crypto::Base64Encode(*der);
-  for (size_t i = 0; i < body.size(); i += 64) pem += body.substr(i, 64) + "\n";
-  pem += "-----END CERTIFICATE-----\n";
+  const std::string pem = pki::PemFromDer(*der, "CERTIFICATE");
   auto info = pki::ParseCertificate(pem);
   if (!info.ok()) return InvalidArgument("EncodedCertificate is not an X.509 certificate");
   return pem;

@@ -35,14 +35,7 @@ using transport::PeerInfo;
 
 std::string Fixture(const std::string& rel) { return enroll::MsMde2Fixture(rel); }
 
-std::string B64Cert(const std::string& pem) {
-  std::string b;
-  std::istringstream in(pem);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("-----", 0) != 0) b += line;
-  }
-  return b;
-}
+std::string B64Cert(const std::string& pem) { return pki::PemBase64(pem); }
 
 std::string Soap(const std::string& action, const std::string& body) {
   return "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" "

@@ -72,10 +72,7 @@ Result<EnrollRequest> ReadRequest(const XMLElement* rst) {
   auto der = crypto::Base64Decode(b64);
   if (!der.ok() || der->empty()) return InvalidArgument("the CSR is not base64");
   EnrollRequest out;
-  out.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\n";
-  const std::string clean = crypto::Base64Encode(*der);
-  for (size_t i = 0; i < clean.size(); i += 64) out.csr_pem += clean.substr(i, 64) + "\n";
-  out.csr_pem += "-----END CERTIFICATE REQUEST-----\n";
+  out.csr_pem = pki::PemFromDer(*der, "CERTIFICATE REQUEST");
 
   for (const XMLElement* item :
        soap::Children(Child(rst, soap::kAcNs, "AdditionalContext"), soap::kAcNs, "ContextItem")) {

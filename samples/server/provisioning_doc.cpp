@@ -2,8 +2,6 @@
 
 #include <tinyxml2.h>
 
-#include <sstream>
-
 #include "base/pki.h"
 
 namespace dm::server {
@@ -20,10 +18,7 @@ Result<EncodedCert> Encode(const std::string& pem) {
   DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(pem));
   EncodedCert out;
   out.thumbprint = info.thumbprint;
-  std::istringstream in(pem);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("-----", 0) != 0) out.base64 += line;
-  }
+  out.base64 = pki::PemBase64(pem);
   return out;
 }
 

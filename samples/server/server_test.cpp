@@ -155,11 +155,7 @@ class ServerTest : public ::testing::Test {
                       const SecretBytes& key_pem) {
     auto csr = pki::CreateCsr(key_pem, csr_cn.empty() ? dev_id : csr_cn);
     EXPECT_TRUE(csr.ok());
-    std::string b64;
-    std::istringstream in(*csr);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("-----", 0) != 0) b64 += line;
-    }
+    const std::string b64 = pki::PemBase64(*csr);
     enroll::Credential cred;
     auto pw = passwords_.find(upn);
     if (pw != passwords_.end()) {

@@ -1,7 +1,5 @@
 #include "samples/server/testing/enroll_device.h"
 
-#include <sstream>
-
 #include "agent/enroll/mde2_client.h"
 #include "agent/enroll/provisioning_doc.h"
 #include "agent/enroll/soap.h"
@@ -13,11 +11,7 @@ Result<EnrolledDevice> EnrollWithBulkToken(DmServer& server, std::string_view de
                                            std::string_view bulk_token) {
   DM_ASSIGN_OR_RETURN(pki::KeyPair key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
   DM_ASSIGN_OR_RETURN(std::string csr, pki::CreateCsr(key.private_pem, dev_id));
-  std::string csr_b64;
-  std::istringstream in(csr);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("-----", 0) != 0) csr_b64 += line;
-  }
+  const std::string csr_b64 = pki::PemBase64(csr);
   enroll::Credential cred;
   cred.kind = enroll::Credential::Kind::kBinaryToken;
   cred.secret = SecretBytes(bulk_token);
