@@ -54,6 +54,7 @@ for t in "${targets[@]}"; do
     fuzz_server_admin) seed "$t" "$root"/tests/fuzz/seeds/server_admin/* ;;
     fuzz_server_enrollment)
       # The real devices' requests, each behind a selector byte for its endpoint.
+      mkdir -p "$build/corpus/$t"
       for f in "$root"/tests/fixtures/ms-mde2/*/*-0[234]-req-body.min.xml; do
         [[ -f "$f" ]] || continue
         n=$(basename "$f" | sed 's/.*-0\([234]\)-req.*/\1/')
