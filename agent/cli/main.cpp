@@ -95,15 +95,20 @@ Status Exec(Device& device, const std::string& file, const std::string& user) {
 // ---- sign-in and PIN -----------------------------------------------------------------------
 
 Status SignIn(Device& device, const std::string& user) {
-  DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));
-  DM_RETURN_IF_ERROR(device.SetSignedInUser(user));
   DM_ASSIGN_OR_RETURN(container::ContainerInfo info, device.containers().Info(user));
   if (info.exists) {
+    // The PIN first: a wrong one signs nobody in (the next session would tell the server so).
     DM_ASSIGN_OR_RETURN(SecretBytes pin, ReadSecretLine("PIN"));
     DM_ASSIGN_OR_RETURN(container::UnlockResult r, device.containers().Unlock(user, pin));
+    DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));
+    DM_RETURN_IF_ERROR(device.SetSignedInUser(user));
     std::cout << user << " signed in with Windows Hello PIN\n";
     if (r.must_change_pin) std::cout << "You must change your PIN: " << r.reason << "\n";
   } else {
+    // No container: the account sign-in itself (password, outside this model) has happened;
+    // settings waiting for it apply before Hello is set up.
+    DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));
+    DM_RETURN_IF_ERROR(device.SetSignedInUser(user));
     DM_ASSIGN_OR_RETURN(auto applied, device.containers().GetAppliedPolicy(user));
     if (!applied.hello_enabled) {
       std::cout << user

@@ -196,6 +196,27 @@ TEST_F(DmagentCliTest, PinRecoveryThroughExecRebootAndSignIn) {
   EXPECT_EQ(fs::file_size(dir_ / "protector.raw"), 32u) << "a 256-bit AES key";
 }
 
+// Red-team finding: a failed PIN sign-in used to mark the user signed in, so the next session
+// told the server that user was at the device.
+TEST_F(DmagentCliTest, AWrongPinSignsNobodyIn) {
+  ASSERT_EQ(Agent({"signin", "--user", "alice"}, "246810\n").exit_code, 0);
+  ASSERT_EQ(Agent({"signin", "--user", "bob"}, "135790\n").exit_code, 0);
+  auto signed_in = [&]() {
+    std::string who;
+    const json status = Json({"status", "--json"});  // not a temporary's member in the loop
+    for (const json& u : status["UserState"]) {
+      if (u["SignedIn"].get<bool>()) who = u["user"].get<std::string>();
+    }
+    return who;
+  };
+  EXPECT_EQ(signed_in(), "bob");
+  RunResult wrong = Agent({"signin", "--user", "alice"}, "000000\n");
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_EQ(signed_in(), "bob");
+  ASSERT_EQ(Agent({"signin", "--user", "alice"}, "246810\n").exit_code, 0);
+  EXPECT_EQ(signed_in(), "alice");
+}
+
 TEST_F(DmagentCliTest, SecurityKeyAsksForAPinUnderPreferredAndSignsVerifiably) {
   RunResult created = Agent({"key", "create", "--user", "bob", "--label", "YubiKey"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
