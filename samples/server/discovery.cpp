@@ -70,16 +70,14 @@ transport::HttpResponse HandleDiscovery(ServerContext& ctx, const transport::Htt
     offers_federated |= soap::Text(ap) == "Federated";
     offers_onprem |= soap::Text(ap) == "OnPremise";
   }
-  // The tenant's policy, by the user. An unknown user gets the OnPremise answer a known
-  // managed one gets, so Discovery does not tell who exists.
+  // The policy by the UPN's domain, never by the user: an unknown user gets the answer a known
+  // one of the same domain gets, so Discovery tells nobody who exists.
   bool federated = false;
   {
     auto lock = ctx.store.Lock();
-    auto user = ctx.store.FindUser(email);
-    if (user.ok()) {
-      auto tenant = ctx.store.TenantById(user->tenant_id);
-      federated = tenant.ok() && tenant->federated;
-    }
+    auto realm = ctx.store.DomainIsFederated(DomainOf(email));
+    if (!realm.ok()) return SoapFault(500, "s:internalservicefault", "internal error", relates);
+    federated = *realm;
   }
   if ((federated && !offers_federated) || (!federated && !offers_onprem)) {
     return SoapFault(400, "s:authorization",

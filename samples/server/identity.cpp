@@ -1,7 +1,8 @@
 // Identity: home-realm discovery and the sign-in pages (password + TOTP).
 //
-// GET|POST /federation/login?upn=U -> {"upn", "known", "tenant_id", "federated", "login_url",
-//                                      "login_host"}
+// GET|POST /federation/login?upn=U -> {"upn", "federated", "login_url", "login_host"}
+//   Home-realm discovery by the UPN's domain, never by the user: an unknown user of a domain
+//   gets exactly the answer a known one gets, so the endpoint tells nobody who exists.
 //   A federated tenant's users sign in at the IdP host (https://<idp host>:<port>/adfs/ls/),
 //   the others at https://<public host>:<port>/login. A device's web sign-in must allow-list
 //   the IdP host (Policy Authentication/ConfigureWebSignInAllowedUrls) or the PIN reset flow
@@ -80,24 +81,20 @@ std::string SignInPage(std::string_view title, std::string_view action, std::str
 transport::HttpResponse HandleFederationLogin(ServerContext& ctx, std::string_view query) {
   auto params = ParseForm(query);
   const std::string upn = params["upn"];
-  json out{{"upn", upn}, {"known", false}, {"federated", false}};
-  std::string login_url = ctx.base_url + "/login";
-  if (!upn.empty()) {
+  bool federated = false;
+  const size_t at = upn.rfind('@');
+  if (at != std::string::npos && at + 1 < upn.size()) {
     auto lock = ctx.store.Lock();
-    auto user = ctx.store.FindUser(upn);
-    if (user.ok()) {
-      auto tenant = ctx.store.TenantById(user->tenant_id);
-      if (!tenant.ok()) return StatusError(tenant.error());
-      out["known"] = true;
-      out["tenant_id"] = tenant->id;
-      out["federated"] = tenant->federated;
-      if (tenant->federated) login_url = ctx.idp_base_url + "/adfs/ls/";
-    }
-    login_url += "?username=" + UrlEncode(upn);
+    auto realm = ctx.store.DomainIsFederated(upn.substr(at + 1));
+    if (!realm.ok()) return StatusError(realm.error());
+    federated = *realm;
   }
-  out["login_url"] = login_url;
-  out["login_host"] = HostOf(login_url);
-  return JsonResponse(200, out);
+  std::string login_url = federated ? ctx.idp_base_url + "/adfs/ls/" : ctx.base_url + "/login";
+  if (!upn.empty()) login_url += "?username=" + UrlEncode(upn);
+  return JsonResponse(200, json{{"upn", upn},
+                                {"federated", federated},
+                                {"login_url", login_url},
+                                {"login_host", HostOf(login_url)}});
 }
 
 transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRequest& request,

@@ -692,6 +692,10 @@ TEST_F(Mde2FederatedTest, DiscoveryNamesTheIdp) {
       enroll::ParseDiscoverResponse(Post(kDiscovery, DiscoverBody("DAN@Contoso.TEST")).body);
   ASSERT_TRUE(shouted.ok()) << shouted.error().ToString();
   EXPECT_EQ(shouted->auth_policy, "Federated");
+  // An unknown user of the domain gets the same answer: Discovery does not tell who exists.
+  HttpResponse unknown = Post(kDiscovery, DiscoverBody("nobody@contoso.test"));
+  ASSERT_TRUE(IsSoapOk(unknown));
+  EXPECT_EQ(unknown.body, r.body);
   // A device that cannot do Federated is told so.
   EXPECT_TRUE(IsFault(
       Post(kDiscovery, Replaced(DiscoverBody(kUpn), "<AuthPolicy>Federated</AuthPolicy>", "")), 400,

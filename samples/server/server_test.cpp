@@ -1061,6 +1061,17 @@ TEST_F(ServerTest, FederatedUsersSignInAtTheIdpHostOnly) {
   json managed = json::parse(get("127.0.0.1", "/federation/login?upn=alice@fabrikam.test").body);
   EXPECT_EQ(managed.at("federated"), false);
   EXPECT_EQ(managed.at("login_host"), "127.0.0.1");
+  // Red-team finding: the answer told who exists. An unknown user of a domain now gets the
+  // known user's answer, byte for byte but the name.
+  for (const auto& [known, unknown] : {std::pair{"dan@contoso.test", "nobody@contoso.test"},
+                                       std::pair{"alice@fabrikam.test", "nobody@fabrikam.test"}}) {
+    std::string a = get("127.0.0.1", std::string("/federation/login?upn=") + known).body;
+    std::string b = get("127.0.0.1", std::string("/federation/login?upn=") + unknown).body;
+    const std::string ka = known, ub = unknown;
+    for (size_t p; (p = a.find(ka)) != std::string::npos;) a.replace(p, ka.size(), "U");
+    for (size_t p; (p = b.find(ub)) != std::string::npos;) b.replace(p, ub.size(), "U");
+    EXPECT_EQ(a, b) << known;
+  }
 
   // The IdP host serves its page and nothing else; the main host does not serve the IdP page.
   auto page = get("idp.fabrikam.test:443", "/adfs/ls/?username=dan%40contoso.test");

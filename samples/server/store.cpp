@@ -477,6 +477,17 @@ Result<User> Store::FindUser(std::string_view upn) {
   return u;
 }
 
+Result<bool> Store::DomainIsFederated(std::string_view domain) {
+  DM_ASSIGN_OR_RETURN(
+      auto st,
+      db_->Prepare(
+          "SELECT 1 FROM users u JOIN tenants t ON t.id = u.tenant_id "
+          "WHERE t.federated = 1 AND substr(u.upn, instr(u.upn, '@') + 1) = ? COLLATE NOCASE "
+          "LIMIT 1"));
+  st.Bind(1, domain);
+  return st.Step();
+}
+
 Result<User> Store::VerifyPassword(std::string_view upn, const SecretBytes& password) {
   auto user = FindUser(upn);
   if (!user.ok()) {

@@ -141,6 +141,9 @@ class Store {
   Status AddUser(std::string_view tenant_id, std::string_view upn, const SecretBytes& password,
                  const SecretBytes& totp_secret);
   Result<User> FindUser(std::string_view upn);
+  // Whether users of this UPN domain sign in at the federated IdP (a federated tenant has a
+  // user in it).
+  Result<bool> DomainIsFederated(std::string_view domain);
   // Checks the password (scrypt, constant-time compare) and the TOTP code (one step either
   // side; a step once accepted is never accepted again). One Unauthenticated message for every
   // failure (the log says which factor failed).
