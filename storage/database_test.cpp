@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -234,6 +235,47 @@ TEST_F(DatabaseTest, StateDirPrecedenceAndPrivacy) {
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / "open").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+// Red-team finding: a state directory pre-created by another user (or left writable for
+// others) was used as it was.
+TEST_F(DatabaseTest, StateDirWritableByOthersOrHoldingALinkIsRefused) {
+  const fs::path shared = dir_ / "shared";
+  fs::create_directories(shared);
+  ::chmod(shared.c_str(), 0777);
+  Status s = PrepareStateDir(shared);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("writable by group or others"), std::string::npos) << s.ToString();
+  struct stat st {};
+  ASSERT_EQ(::stat(shared.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0777u);  // nothing changed
+
+  const fs::path dir = dir_ / "state";
+  ASSERT_TRUE(PrepareStateDir(dir).ok());
+  { std::ofstream(dir / "dmagent.db") << "x"; }
+  ::chmod((dir / "dmagent.db").c_str(), 0666);
+  s = PrepareStateDir(dir);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("dmagent.db"), std::string::npos) << s.ToString();
+  ::chmod((dir / "dmagent.db").c_str(), 0600);
+  EXPECT_TRUE(PrepareStateDir(dir).ok());
+
+  fs::create_symlink("/etc/passwd", dir / "machine.key");
+  s = PrepareStateDir(dir);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.ToString();
+  fs::remove(dir / "machine.key");
+  fs::create_directory_symlink(dir, dir_ / "link");
+  EXPECT_EQ(PrepareStateDir(dir_ / "link").code(), Code::kFailedPrecondition);
+
+  // Owned by another user: only root can set that up (CI runs as root).
+  if (::geteuid() != 0) GTEST_SKIP() << "the ownership case needs root to chown";
+  const fs::path theirs = dir_ / "theirs";
+  ASSERT_TRUE(PrepareStateDir(theirs).ok());
+  ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  s = PrepareStateDir(theirs);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("not by the running user"), std::string::npos) << s.ToString();
 }
 
 }  // namespace
