@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "agent/runtime/enrollment.h"
+#include "base/log.h"
 #include "base/pki.h"
 #include "csp/device_facts.h"
 #include "csp/reboot.h"
@@ -46,7 +47,7 @@ Result<Json> UserJson(Device& device, const std::string& user) {
 void Line(std::ostringstream& out, std::string_view key, std::string_view value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%26.*s : ", static_cast<int>(key.size()), key.data());
-  out << buf << value << "\n";
+  out << buf << Printable(value) << "\n";  // values can come from a server or a device
 }
 
 void Banner(std::ostringstream& out, std::string_view title) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "base/log.h"
 #include "samples/server/management.h"
 #include "samples/server/targeting.h"
 
@@ -141,7 +142,7 @@ std::string FormatReportTable(const json& report) {
         v = row.at(key).get<std::string>();
       }
       if (v.empty()) v = "-";
-      line.push_back(v);
+      line.push_back(Printable(v));  // users, reasons and ids come from devices
     }
     cells.push_back(std::move(line));
   }

@@ -710,6 +710,25 @@ TEST_F(DeliveryTest, StatusesBecomePerSettingStatus) {
   EXPECT_NE(table.find("405 405 command not allowed"), std::string::npos);
 }
 
+// Red-team finding: device-supplied strings reached the admin's terminal raw.
+TEST(ReportTableTest, DeviceSuppliedStringsAreEscaped) {
+  const json report = {{"rows",
+                        {{{"device", "DEV-1"},
+                          {"user", "eve\x1b]0;owned\x07"},
+                          {"profile", "P"},
+                          {"setting", "./Vendor/MSFT/Policy/Config/A/B"},
+                          {"status", "Failed"},
+                          {"code", 500},
+                          {"reason", "bad\nDEV-2  (device)  P  S  Succeeded"},
+                          {"can_reset", nullptr}}}},
+                       {"devices", json::array()}};
+  const std::string table = FormatReportTable(report);
+  EXPECT_EQ(table.find('\x1b'), std::string::npos) << table;
+  EXPECT_EQ(table.find('\x07'), std::string::npos) << table;
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 2) << table;  // header and one row
+  EXPECT_NE(table.find("eve\\x1b]0;owned\\x07"), std::string::npos) << table;
+}
+
 TEST_F(DeliveryTest, ConflictFromTheDmAgentReportResults) {
   Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}},
                    {{"raw", "<Get><CmdID>1</CmdID><Item><Target><LocURI>" +
