@@ -13,7 +13,8 @@ using nlohmann::json;
 transport::HttpResponse HandleHelloCertificate(ServerContext& ctx,
                                                const transport::HttpRequest& request,
                                                const transport::PeerInfo& peer) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  auto parsed = ParseJsonBody(request.body, 64 * 1024);
+  json body = parsed.ok() ? std::move(*parsed) : json();
   if (!body.is_object() || !body.contains("public_key") || !body.contains("upn") ||
       !body["public_key"].is_string() || !body["upn"].is_string()) {
     return JsonError(400, "invalid_request", "expected {\"public_key\": PEM, \"upn\": UPN}");

@@ -54,8 +54,11 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
     return JsonError(401, "client_certificate_required",
                      "PIN reset needs the device's client certificate (mutual TLS)");
   }
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) return JsonError(400, "invalid_request", "the body is not a JSON object");
+  auto parsed = ParseJsonBody(request.body, 64 * 1024);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return JsonError(400, "invalid_request", "the body is not a JSON object of at most 64 KiB");
+  }
+  json body = std::move(*parsed);
   std::string upn, totp, encrypted_b64;
   SecretBytes password;
   try {

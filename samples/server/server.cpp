@@ -130,9 +130,48 @@ HttpResponse StatusError(const Status& status) {
 HttpResponse HtmlResponse(int status, std::string body) {
   HttpResponse r;
   r.status = status;
-  r.headers = {{"Content-Type", "text/html; charset=utf-8"}, {"Cache-Control", "no-store"}};
+  // Sign-in pages: never inside another site's frame (clickjacking), no scripts at all.
+  r.headers = {{"Content-Type", "text/html; charset=utf-8"},
+               {"Cache-Control", "no-store"},
+               {"X-Frame-Options", "DENY"},
+               {"Content-Security-Policy",
+                "default-src 'none'; style-src 'self'; form-action 'self' ms-app:; "
+                "frame-ancestors 'none'"},
+               {"X-Content-Type-Options", "nosniff"}};
   r.body = std::move(body);
   return r;
+}
+
+Result<json> ParseJsonBody(std::string_view body, size_t max_bytes, int max_depth) {
+  if (body.size() > max_bytes) {
+    return ResourceExhausted("the body has " + std::to_string(body.size()) + " bytes; at most " +
+                             std::to_string(max_bytes) + " are read");
+  }
+  // Depth before parsing: the parser recurses per level.
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) {
+        return InvalidArgument("the JSON nests deeper than " + std::to_string(max_depth));
+      }
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgument("the body is not JSON");
+  return j;
 }
 
 std::map<std::string, std::string> ParseForm(std::string_view text) {
@@ -326,8 +365,12 @@ HttpResponse DmServer::Impl::Admin(const HttpRequest& request, std::string_view 
     }
   } else if (request.method == "POST") {
     if (!request.body.empty()) {
-      args = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-      if (args.is_discarded()) return JsonError(400, "invalid_request", "the body is not JSON");
+      auto parsed = ParseJsonBody(request.body);
+      if (!parsed.ok()) {
+        return JsonError(parsed.error().code() == Code::kResourceExhausted ? 413 : 400,
+                         "invalid_request", parsed.error().message());
+      }
+      args = std::move(*parsed);
     }
   } else {
     return JsonError(405, "method_not_allowed", "use GET or POST");

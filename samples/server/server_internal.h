@@ -37,7 +37,12 @@ transport::HttpResponse JsonError(int status, std::string_view error, std::strin
 // 409 AlreadyExists, 412 FailedPrecondition, else 500.
 int HttpStatusFor(const Status& status);
 transport::HttpResponse StatusError(const Status& status);
+// HTML with the headers every page here needs (no framing, no scripts, no sniffing).
 transport::HttpResponse HtmlResponse(int status, std::string body);
+// A JSON request body, its size and nesting checked before the parser sees it:
+// ResourceExhausted past max_bytes, InvalidArgument past max_depth or for anything not JSON.
+Result<nlohmann::json> ParseJsonBody(std::string_view body, size_t max_bytes = 256 * 1024,
+                                     int max_depth = 32);
 
 // application/x-www-form-urlencoded and query strings.
 std::map<std::string, std::string> ParseForm(std::string_view text);

@@ -1049,6 +1049,36 @@ TEST_F(ServerTest, AdminApiRequiresTheBearerToken) {
   EXPECT_TRUE(json::parse(report->body).contains("rows"));
 }
 
+// Red-team findings: JSON bodies were parsed whatever their size and depth; HTML pages could be
+// framed by another site.
+TEST_F(ServerTest, JsonBodiesAreBoundedBeforeParsingAndPagesRefuseFraming) {
+  auto client = Client();
+  const std::vector<std::pair<std::string, std::string>> auth = {
+      {"Authorization", "Bearer " + admin_token_}};
+  auto deep =
+      client->Post("/admin/v1/tenant.list", std::string(10000, '[') + std::string(10000, ']'),
+                   "application/json", auth);
+  ASSERT_TRUE(deep.ok());
+  EXPECT_EQ(deep->status, 400) << deep->body;
+  EXPECT_NE(deep->body.find("nests deeper"), std::string::npos) << deep->body;
+  const std::string big = "{\"name\": \"" + std::string(300 * 1024, 'a') + "\"}";
+  auto large = client->Post("/admin/v1/tenant.add", big, "application/json", auth);
+  ASSERT_TRUE(large.ok());
+  EXPECT_EQ(large->status, 413) << large->body;
+  // Brackets inside strings are text, not nesting.
+  auto text = client->Post("/admin/v1/group.add",
+                           R"({"name": ")" + std::string(100, '[') + R"(", "kind": "user"})",
+                           "application/json", auth);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->status, 200) << text->body;
+
+  auto page = server_->Handle(
+      {.method = "GET", .target = "/login", .headers = {{"Host", "127.0.0.1"}}, .body = ""}, {});
+  EXPECT_EQ(page.Header("X-Frame-Options").value_or(""), "DENY");
+  EXPECT_NE(page.Header("Content-Security-Policy").value_or("").find("frame-ancestors 'none'"),
+            std::string::npos);
+}
+
 TEST_F(ServerTest, StateFilesWithSecretsArePrivate) {
   const StatePaths paths = PathsFor(dir_ / "state");
   for (const fs::path& p :
