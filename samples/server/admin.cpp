@@ -188,6 +188,11 @@ Result<json> Dispatch(Store& store, std::string_view op, const json& args) {
   }
   if (op == "consent") return Consent(store, tenant, args);
   if (op == "tenant.token") return TenantToken(store, tenant, args);
+  if (op == "user.unlock") {
+    DM_ASSIGN_OR_RETURN(std::string upn, Required(args, "upn"));
+    DM_RETURN_IF_ERROR(store.UnlockSignIn(upn));
+    return json{{"upn", upn}, {"unlocked", true}};
+  }
   if (op == "tenant.poll") return TenantPoll(store, tenant, args);
   if (op == "device.retire") {
     DM_ASSIGN_OR_RETURN(std::string device, Required(args, "device"));

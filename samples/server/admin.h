@@ -8,6 +8,7 @@
 //   tenant.list    - -> tenants[]
 //   user.add       tenant?, upn, password, totp_secret? (base32; generated when absent)
 //                  -> upn, tenant, totp_secret (only when generated)
+//   user.unlock    upn -> upn, unlocked: lifts the lock of too many failed sign-ins
 //   group.add      tenant?, name, kind ("user" | "device"), all? (every device or user of the
 //                  tenant is a member) -> name, kind, all, tenant
 //   group.member   tenant?, group, member (UPN or DevId), remove? -> group, member, removed

@@ -99,14 +99,15 @@ transport::HttpResponse HandleDiscovery(ServerContext& ctx, const transport::Htt
   return SoapAnswer(env.Serialize());
 }
 
-transport::HttpResponse HandlePolicy(ServerContext& ctx, const transport::HttpRequest& request) {
+transport::HttpResponse HandlePolicy(ServerContext& ctx, const transport::HttpRequest& request,
+                                     const transport::PeerInfo& peer) {
   Parsed p = ParseRequest(request, enroll::kActionGetPolicies, enroll::kPolicyNs, "GetPolicies");
   if (p.fault) return std::move(*p.fault);
   const soap::Message& m = *p.message;
   const std::string relates = m.addressing().message_id.substr(0, 128);
   {
     auto lock = ctx.store.Lock();
-    auto caller = AuthenticateEnrollment(ctx, m);
+    auto caller = AuthenticateEnrollment(ctx, m, peer.remote_address);
     if (!caller.ok()) {
       spdlog::info("GetPolicies refused: {}", caller.error().message());
       return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);

@@ -140,7 +140,7 @@ HttpResponse HandleEnrollment(ServerContext& ctx, const transport::HttpRequest& 
 
   Store& store = ctx.store;
   auto lock = store.Lock();
-  auto caller = AuthenticateEnrollment(ctx, *m);
+  auto caller = AuthenticateEnrollment(ctx, *m, peer.remote_address);
   if (!caller.ok()) {
     spdlog::info("enrollment of {} refused: {}", req->device_id, caller.error().message());
     return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);

@@ -98,7 +98,8 @@ transport::HttpResponse HandleFederationLogin(ServerContext& ctx, std::string_vi
 }
 
 transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRequest& request,
-                                     std::string_view query, bool federated) {
+                                     const transport::PeerInfo& peer, std::string_view query,
+                                     bool federated) {
   const std::string title = federated ? "Fabrikam federated sign-in" : "Sign in";
   const std::string action = federated ? "/adfs/ls/" : "/login";
   if (request.method == "GET") {
@@ -127,8 +128,12 @@ transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRe
     auto tenant = ctx.store.TenantById(user->tenant_id);
     right_page = tenant.ok() && tenant->federated == federated;
   }
-  Status s = ctx.store.VerifyUser(right_page ? upn : std::string_view(), password, form["otp"]);
+  Status s = ctx.store.VerifyUser(right_page ? upn : std::string_view(), password, form["otp"],
+                                  {.upn = upn, .address = peer.remote_address});
   if (!s.ok()) {
+    if (s.code() == Code::kResourceExhausted || s.code() == Code::kPermissionDenied) {
+      return HtmlResponse(429, SignInPage(title, action, upn, s.message(), appru));
+    }
     if (s.code() != Code::kUnauthenticated) return StatusError(s);
     return HtmlResponse(401, SignInPage(title, action, upn, s.message(), appru));
   }

@@ -233,6 +233,9 @@ int main(int argc, char** argv) {
       "absent: one is generated and printed)");
   user_add->add_option("upn", upn, "user principal name")->required();
   user_add->add_option("--tenant", tenant, "tenant id or name");
+  auto* user_unlock = user_cmd->add_subcommand(
+      "unlock", "lift the lock after too many failed sign-ins (and the delays)");
+  user_unlock->add_option("upn", upn, "user principal name")->required();
 
   std::string kind, group, member;
   bool remove = false;
@@ -378,6 +381,7 @@ int main(int argc, char** argv) {
     std::fill(totp.begin(), totp.end(), '\0');
     return Admin(options, "user.add", args);
   }
+  if (*user_unlock) return Admin(options, "user.unlock", json{{"upn", upn}});
   if (*group_add) {
     return Admin(options, "group.add",
                  json{{"tenant", tenant}, {"name", name}, {"kind", kind}, {"all", all_members}});

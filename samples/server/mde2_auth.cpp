@@ -11,7 +11,8 @@ namespace {
 constexpr size_t kMaxUsername = 256;
 constexpr size_t kMaxSecret = 8192;
 
-Result<EnrollCaller> ByPassword(ServerContext& ctx, const tinyxml2::XMLElement* ut) {
+Result<EnrollCaller> ByPassword(ServerContext& ctx, const tinyxml2::XMLElement* ut,
+                                std::string_view address) {
   const std::string username = soap::Text(soap::Child(ut, soap::kWsseNs, "Username"));
   const auto* password_el = soap::Child(ut, soap::kWsseNs, "Password");
   const char* type = soap::Attr(password_el, "Type");
@@ -26,7 +27,8 @@ Result<EnrollCaller> ByPassword(ServerContext& ctx, const tinyxml2::XMLElement* 
   }
   SecretBytes password{std::string_view(raw)};
   Store& store = ctx.store;
-  DM_ASSIGN_OR_RETURN(User user, store.VerifyPassword(username, password));
+  DM_ASSIGN_OR_RETURN(
+      User user, store.VerifyPassword(username, password, {.upn = username, .address = address}));
   DM_ASSIGN_OR_RETURN(Tenant tenant, store.TenantById(user.tenant_id));
   if (tenant.federated) {
     // A federated tenant's users prove themselves at the IdP (password and one-time code).
@@ -78,11 +80,12 @@ Result<EnrollCaller> ByToken(ServerContext& ctx, const tinyxml2::XMLElement* bst
 
 }  // namespace
 
-Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Message& message) {
+Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Message& message,
+                                            std::string_view address) {
   const auto* security = soap::Child(message.header(), soap::kWsseNs, "Security");
   if (!security) return Unauthenticated("the request carries no wsse:Security header");
   if (const auto* ut = soap::Child(security, soap::kWsseNs, "UsernameToken")) {
-    return ByPassword(ctx, ut);
+    return ByPassword(ctx, ut, address);
   }
   if (const auto* bst = soap::Child(security, soap::kWsseNs, "BinarySecurityToken")) {
     return ByToken(ctx, bst);

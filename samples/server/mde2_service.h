@@ -30,7 +30,9 @@ struct EnrollCaller {
 
 // Reads the wsse:Security header. Unauthenticated for anything that does not prove a user of a
 // tenant (or the tenant's bulk token).
-Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Message& message);
+// `address`: the request's source, for sign-in throttling of passwords (store.h).
+Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Message& message,
+                                            std::string_view address);
 
 // An s:Fault answer; `subcode` is one of MS-MDE2's ("s:authentication", ...).
 transport::HttpResponse SoapFault(int http_status, std::string_view subcode,
@@ -40,7 +42,8 @@ transport::HttpResponse SoapAnswer(std::string body);
 soap::Addressing AnswerAddressing(std::string_view action, std::string_view relates_to);
 
 transport::HttpResponse HandleDiscovery(ServerContext& ctx, const transport::HttpRequest& request);
-transport::HttpResponse HandlePolicy(ServerContext& ctx, const transport::HttpRequest& request);
+transport::HttpResponse HandlePolicy(ServerContext& ctx, const transport::HttpRequest& request,
+                                     const transport::PeerInfo& peer);
 transport::HttpResponse HandleEnrollment(ServerContext& ctx, const transport::HttpRequest& request,
                                          const transport::PeerInfo& peer);
 

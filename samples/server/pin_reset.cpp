@@ -96,7 +96,11 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
   // A user of another tenant is answered like a wrong password.
   auto user = store.FindUser(upn);
   const bool same_tenant = user.ok() && user->tenant_id == tenant->id;
-  Status auth = store.VerifyUser(same_tenant ? upn : std::string_view(), password, totp);
+  Status auth = store.VerifyUser(same_tenant ? upn : std::string_view(), password, totp,
+                                 {.upn = upn, .address = peer.remote_address});
+  if (auth.code() == Code::kResourceExhausted || auth.code() == Code::kPermissionDenied) {
+    return JsonError(429, "too_many_attempts", auth.message());
+  }
   if (!auth.ok()) {
     if (auth.code() != Code::kUnauthenticated) return StatusError(auth);
     return JsonError(401, "invalid_grant", auth.message());

@@ -115,6 +115,8 @@ int HttpStatusFor(const Status& status) {
       return 409;
     case Code::kFailedPrecondition:
       return 412;
+    case Code::kResourceExhausted:
+      return 429;
     default:
       return 500;
   }
@@ -394,7 +396,7 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
   // The federated IdP answers on its own host name and nothing else does there.
   if (!options.idp_host.empty() && RequestHost(request) == AsciiLower(options.idp_host)) {
     if (path == "/adfs/ls/" || path == "/adfs/ls") {
-      if (get || post) return HandleSignIn(*context, request, query, /*federated=*/true);
+      if (get || post) return HandleSignIn(*context, request, peer, query, /*federated=*/true);
       return JsonError(405, "method_not_allowed", "use GET or POST");
     }
     return JsonError(404, "not_found", "the IdP host serves /adfs/ls/ only");
@@ -431,7 +433,7 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
   }
   if (path == "/EnrollmentServer/Policy.svc") {
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
-    return HandlePolicy(*context, request);
+    return HandlePolicy(*context, request, peer);
   }
   if (path == "/EnrollmentServer/Enrollment.svc") {
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
@@ -459,7 +461,7 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
   }
   if (path == "/login") {
     if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
-    return HandleSignIn(*context, request, query, /*federated=*/false);
+    return HandleSignIn(*context, request, peer, query, /*federated=*/false);
   }
   constexpr std::string_view kAdmin = "/admin/v1/";
   if (path.substr(0, kAdmin.size()) == kAdmin) return Admin(request, path.substr(kAdmin.size()));

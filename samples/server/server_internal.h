@@ -34,7 +34,7 @@ struct ServerContext {
 transport::HttpResponse JsonResponse(int status, const nlohmann::json& body);
 transport::HttpResponse JsonError(int status, std::string_view error, std::string_view message);
 // 400 InvalidArgument, 401 Unauthenticated, 403 PermissionDenied, 404 NotFound,
-// 409 AlreadyExists, 412 FailedPrecondition, else 500.
+// 409 AlreadyExists, 412 FailedPrecondition, 429 ResourceExhausted, else 500.
 int HttpStatusFor(const Status& status);
 transport::HttpResponse StatusError(const Status& status);
 // HTML with the headers every page here needs (no framing, no scripts, no sniffing).
@@ -68,6 +68,7 @@ transport::HttpResponse HandleFederationLogin(ServerContext& ctx, std::string_vi
 // The sign-in page: `federated` selects the IdP's page (federated tenants' users) or the
 // managed one (the others).
 transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRequest& request,
-                                     std::string_view query, bool federated);
+                                     const transport::PeerInfo& peer, std::string_view query,
+                                     bool federated);
 
 }  // namespace dm::server

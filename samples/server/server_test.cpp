@@ -1091,6 +1091,52 @@ TEST_F(ServerTest, StateFilesWithSecretsArePrivate) {
 
 // ---- identity ----
 
+// Red-team finding: passwords and one-time codes could be guessed at /login without limit.
+TEST_F(ServerTest, SignInIsThrottledPerUserAndPerAddressThenLocked) {
+  AddUser("alice@fabrikam.test", "alice-pw");
+  auto login = [&](const std::string& user, const std::string& pw, const std::string& otp,
+                   const std::string& from = "192.0.2.7") {
+    transport::PeerInfo peer;
+    peer.remote_address = from;
+    return server_
+        ->Handle({.method = "POST",
+                  .target = "/login",
+                  .headers = {{"Host", "127.0.0.1"}},
+                  .body = "username=" + user + "&password=" + pw + "&otp=" + otp},
+                 peer)
+        .status;
+  };
+  const std::string alice = "alice%40fabrikam.test";
+  for (int i = 0; i < kSignInFreeFailures; ++i) EXPECT_EQ(login(alice, "wrong", "000000"), 401);
+  // Now even the right password and code wait, and the answer does not say which was wrong.
+  EXPECT_EQ(login(alice, "alice-pw", TotpNow()), 429);
+  clock_.Advance(std::chrono::seconds(SignInDelaySeconds(kSignInFreeFailures)));
+  EXPECT_EQ(login(alice, "alice-pw", TotpNow()), 200);  // and the count starts again
+  EXPECT_EQ(login(alice, "wrong", "000000"), 401);
+
+  // Per address: failures for many names from one source slow that source down, not others.
+  for (int i = 0; i < kSignInFreeFailures; ++i) {
+    EXPECT_EQ(login("u" + std::to_string(i) + "%40fabrikam.test", "x", "1", "198.51.100.9"), 401);
+  }
+  EXPECT_EQ(login("nobody%40fabrikam.test", "x", "1", "198.51.100.9"), 429);
+  // An unknown name is throttled exactly like a known one.
+  for (int i = 0; i < kSignInFreeFailures; ++i) {
+    clock_.Advance(std::chrono::hours(1));
+    EXPECT_EQ(login("ghost%40fabrikam.test", "x", "1", "203.0.113." + std::to_string(i)), 401);
+  }
+  EXPECT_EQ(login("ghost%40fabrikam.test", "x", "1", "203.0.113.99"), 429);
+
+  // Enough failures lock the user until the admin lifts it; waiting does not help.
+  for (int i = 0; i < kSignInLockAfter; ++i) {
+    clock_.Advance(std::chrono::hours(1));
+    login(alice, "wrong", "000000", "203.0.113." + std::to_string(10 + i));
+  }
+  clock_.Advance(std::chrono::hours(24));
+  EXPECT_EQ(login(alice, "alice-pw", TotpNow()), 429);
+  AdminOk("user.unlock", {{"upn", "alice@fabrikam.test"}});
+  EXPECT_EQ(login(alice, "alice-pw", TotpNow()), 200);
+}
+
 TEST_F(ServerTest, FederatedUsersSignInAtTheIdpHostOnly) {
   AdminOk("tenant.add", {{"name", "Contoso"}, {"federated", true}});
   AdminOk("user.add", {{"tenant", "Contoso"},

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/log.h"
 #include "container/local_pin_reset_service.h"
 #include "samples/server/command_xml.h"
 
@@ -181,6 +182,17 @@ ALTER TABLE devices ADD COLUMN enrollment_type TEXT NOT NULL DEFAULT '';
 CREATE TABLE spent_token_ids (
   jti TEXT PRIMARY KEY,
   expires_at INTEGER NOT NULL
+);
+)sql"},
+    // Failed sign-ins per user name and per source address: growing delays, then (per user) a
+    // lock an admin lifts.
+    {4, "dmserver: sign-in throttling",
+     R"sql(
+CREATE TABLE sign_in_failures (
+  key TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  last_failure INTEGER NOT NULL,
+  locked INTEGER NOT NULL DEFAULT 0
 );
 )sql"},
 };
@@ -488,7 +500,73 @@ Result<bool> Store::DomainIsFederated(std::string_view domain) {
   return st.Step();
 }
 
-Result<User> Store::VerifyPassword(std::string_view upn, const SecretBytes& password) {
+namespace {
+std::string UserKey(std::string_view upn) { return "user:" + AsciiLower(upn); }
+std::string AddressKey(std::string_view address) { return "addr:" + std::string(address); }
+}  // namespace
+
+Status Store::CheckSignInAllowed(const SignInAttempt& a) {
+  const Status refused = ResourceExhausted("too many failed sign-ins: try again later");
+  for (const std::string& key : {UserKey(a.upn), AddressKey(a.address)}) {
+    DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT failures, last_failure, locked FROM "
+                                              "sign_in_failures WHERE key = ?"));
+    st.Bind(1, key);
+    DM_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) continue;
+    if (st.Int(2) != 0) {
+      spdlog::warn("sign-in refused: {} is locked", Printable(key));
+      return PermissionDenied(
+          "this account is locked after too many failed sign-ins; an "
+          "administrator can unlock it");
+    }
+    if (Now() < st.Int(1) + SignInDelaySeconds(static_cast<int>(st.Int(0)))) {
+      spdlog::info("sign-in refused: {} must wait", Printable(key));
+      return refused;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Store::NoteSignIn(const SignInAttempt& a, bool succeeded) {
+  if (succeeded) {
+    return db_->Run("DELETE FROM sign_in_failures WHERE key IN (?, ?)", UserKey(a.upn),
+                    AddressKey(a.address));
+  }
+  for (const std::string& key : {UserKey(a.upn), AddressKey(a.address)}) {
+    const bool lockable = key.rfind("user:", 0) == 0;  // an address is shared (NAT): no lock
+    DM_RETURN_IF_ERROR(db_->Run(
+        "INSERT INTO sign_in_failures (key, failures, last_failure, locked) VALUES (?, 1, ?, 0) "
+        "ON CONFLICT (key) DO UPDATE SET failures = failures + 1, last_failure = "
+        "excluded.last_failure, "
+        "locked = locked OR (? AND failures + 1 >= ?)",
+        key, Now(), lockable, kSignInLockAfter));
+  }
+  return Status::Ok();
+}
+
+Status Store::UnlockSignIn(std::string_view upn) {
+  DM_RETURN_IF_ERROR(db_->Run("DELETE FROM sign_in_failures WHERE key = ?", UserKey(upn)));
+  spdlog::info("sign-in of {} unlocked by the admin", Printable(upn));
+  return Status::Ok();
+}
+
+int64_t SignInDelaySeconds(int failures) {
+  if (failures < kSignInFreeFailures) return 0;
+  const int doublings = std::min(failures - kSignInFreeFailures, 10);
+  return std::min<int64_t>(int64_t{1} << doublings, 900);
+}
+
+Result<User> Store::VerifyPassword(std::string_view upn, const SecretBytes& password,
+                                   const SignInAttempt& attempt) {
+  DM_RETURN_IF_ERROR(CheckSignInAllowed(attempt));
+  auto user = VerifyPasswordUnthrottled(upn, password);
+  if (user.ok() || user.error().code() == Code::kUnauthenticated) {
+    DM_RETURN_IF_ERROR(NoteSignIn(attempt, user.ok()));
+  }
+  return user;
+}
+
+Result<User> Store::VerifyPasswordUnthrottled(std::string_view upn, const SecretBytes& password) {
   auto user = FindUser(upn);
   if (!user.ok()) {
     if (user.error().code() != Code::kNotFound) return user.error();
@@ -506,12 +584,20 @@ Result<User> Store::VerifyPassword(std::string_view upn, const SecretBytes& pass
 }
 
 Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
-                         std::string_view totp_code) {
+                         std::string_view totp_code, const SignInAttempt& attempt) {
+  DM_RETURN_IF_ERROR(CheckSignInAllowed(attempt));
+  Status s = VerifyUserUnthrottled(upn, password, totp_code);
+  if (s.ok() || s.code() == Code::kUnauthenticated) DM_RETURN_IF_ERROR(NoteSignIn(attempt, s.ok()));
+  return s;
+}
+
+Status Store::VerifyUserUnthrottled(std::string_view upn, const SecretBytes& password,
+                                    std::string_view totp_code) {
   // One answer for every failure, as the local PIN reset service gives: which factor failed
   // goes to the log only, so the endpoint cannot be used to probe passwords or user names.
   const Status failed =
       Unauthenticated("sign-in failed: wrong user name, password or verification code");
-  auto user = VerifyPassword(upn, password);
+  auto user = VerifyPasswordUnthrottled(upn, password);
   if (!user.ok()) return user.error().code() == Code::kUnauthenticated ? failed : user.error();
   constexpr int64_t kStep = 30;
   const int64_t now_step = Now() / kStep;

@@ -39,6 +39,17 @@ struct PollSchedule {
 // How long a new or rotated bulk enrollment token is valid unless the admin says otherwise.
 inline constexpr std::chrono::seconds kDefaultEnrollmentTokenLifetime = std::chrono::hours(24 * 30);
 
+// Who is signing in: the user name as typed (throttled whether it exists or not) and the
+// source address of the request.
+struct SignInAttempt {
+  std::string_view upn;
+  std::string_view address;
+};
+inline constexpr int kSignInFreeFailures = 3;
+inline constexpr int kSignInLockAfter = 10;
+// 0 below kSignInFreeFailures, then 1 s doubling per failure, at most 15 minutes.
+int64_t SignInDelaySeconds(int failures);
+
 struct Tenant {
   std::string id;  // GUID, lower case, no braces
   std::string name;
@@ -147,9 +158,19 @@ class Store {
   // Checks the password (scrypt, constant-time compare) and the TOTP code (one step either
   // side; a step once accepted is never accepted again). One Unauthenticated message for every
   // failure (the log says which factor failed).
-  Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code);
+  // Throttled (below): ResourceExhausted while the attempt must wait, PermissionDenied when the
+  // user is locked; each failure and success is noted for the attempt's name and address.
+  Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code,
+                    const SignInAttempt& attempt);
   // The password alone (MS-MDE2 OnPremise): the user, or one Unauthenticated for any failure.
-  Result<User> VerifyPassword(std::string_view upn, const SecretBytes& password);
+  Result<User> VerifyPassword(std::string_view upn, const SecretBytes& password,
+                              const SignInAttempt& attempt);
+  // Sign-in throttling: after kSignInFreeFailures failures in a row for a name (known or not)
+  // or a source address, each attempt waits SignInDelaySeconds after the last failure; after
+  // kSignInLockAfter the name is locked until UnlockSignIn (admin user.unlock).
+  Status CheckSignInAllowed(const SignInAttempt& attempt);
+  Status NoteSignIn(const SignInAttempt& attempt, bool succeeded);
+  Status UnlockSignIn(std::string_view upn);
 
   // ---- groups ----
   // all_members: every device (user) of the tenant is a member, like Intune's "All devices".
@@ -178,6 +199,9 @@ class Store {
   Store(std::unique_ptr<storage::Database> db, Options options)
       : db_(std::move(db)), options_(options) {}
   Result<int64_t> GroupId(std::string_view tenant_id, std::string_view name, GroupKind* kind);
+  Result<User> VerifyPasswordUnthrottled(std::string_view upn, const SecretBytes& password);
+  Status VerifyUserUnthrottled(std::string_view upn, const SecretBytes& password,
+                               std::string_view totp_code);
 
   std::mutex mu_;
   std::unique_ptr<storage::Database> db_;
