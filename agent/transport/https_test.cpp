@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -212,6 +215,30 @@ TEST_F(HttpsTest, MutualTlsRoundTripCarriesTheOmaDmHeaders) {
   EXPECT_EQ(peer.client_cert_pem, client_leaf_.cert);
   EXPECT_EQ(peer.remote_address, "127.0.0.1");
   EXPECT_TRUE(sleeps_.empty());
+}
+
+// A raw OpenSSL client that offers only TLS 1.2 and `ciphers`: whether the handshake completes.
+bool Tls12HandshakeWith(uint16_t port, const char* ciphers) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_cipher_list(ctx, ciphers);
+  BIO* bio = BIO_new_ssl_connect(ctx);
+  BIO_set_conn_hostname(bio, ("127.0.0.1:" + std::to_string(port)).c_str());
+  const bool ok = BIO_do_handshake(bio) == 1;
+  BIO_free_all(bio);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  return ok;
+}
+
+// Red-team finding: TLS 1.2 offered whatever OpenSSL's defaults allowed (CBC, static RSA).
+TEST_F(HttpsTest, Tls12OffersOnlyForwardSecretAeadSuites) {
+  StartServer(ServerOptions(ClientCertMode::kOptional), Echo());
+  EXPECT_TRUE(Tls12HandshakeWith(server_->port(),
+                                 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"));
+  EXPECT_FALSE(Tls12HandshakeWith(server_->port(), "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA"));
+  EXPECT_FALSE(Tls12HandshakeWith(server_->port(), "AES128-GCM-SHA256:AES256-SHA256"));
 }
 
 TEST_F(HttpsTest, KeepAliveReusesOneConnectionForASession) {

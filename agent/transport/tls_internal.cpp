@@ -13,6 +13,16 @@ Status ConfigureCommonTls(ssl::context& ctx) {
     ERR_clear_error();
     return Internal("cannot set TLS 1.2 as the minimum protocol version");
   }
+  // TLS 1.2 with forward-secret AEAD suites only (TLS 1.3's are all AEAD): no CBC, no RSA key
+  // exchange, whatever OpenSSL's defaults of the day allow.
+  static constexpr char kTls12Ciphers[] =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+  if (SSL_CTX_set_cipher_list(ctx.native_handle(), kTls12Ciphers) != 1) {
+    ERR_clear_error();
+    return Internal("cannot restrict TLS 1.2 to AEAD cipher suites");
+  }
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
   return Status::Ok();
 }
