@@ -203,6 +203,17 @@ class ServerSession : public std::enable_shared_from_this<ServerSession> {
       return;
     }
     http::request<http::string_body> msg = parser_->release();
+    // Only chunked is implemented; any other coding leaves the body's length unknown, so the
+    // rest of the connection cannot be trusted (RFC 9112 section 6.1): 400 and close.
+    if (auto te = msg.find(http::field::transfer_encoding); te != msg.end()) {
+      std::string v(te->value());
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(v.begin());
+      if (!HeaderNameEquals(v, "chunked")) {
+        return SendError(400, "Transfer-Encoding '" + v.substr(0, 64) + "' is not implemented",
+                         /*discard_rest=*/false);
+      }
+    }
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());

@@ -241,6 +241,44 @@ TEST_F(HttpsTest, Tls12OffersOnlyForwardSecretAeadSuites) {
   EXPECT_FALSE(Tls12HandshakeWith(server_->port(), "AES128-GCM-SHA256:AES256-SHA256"));
 }
 
+// Sends `request` over TLS as is and reads until the server closes (or 5 s pass).
+std::string RawExchange(uint16_t port, const std::string& request) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  BIO* bio = BIO_new_ssl_connect(ctx);
+  BIO_set_conn_hostname(bio, ("127.0.0.1:" + std::to_string(port)).c_str());
+  std::string out;
+  if (BIO_do_handshake(bio) == 1 &&
+      BIO_write(bio, request.data(), static_cast<int>(request.size())) > 0) {
+    BIO_set_nbio(bio, 0);
+    char buf[4096];
+    for (int n; (n = BIO_read(bio, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  }
+  BIO_free_all(bio);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  return out;
+}
+
+// Red-team item: a Transfer-Encoding the server does not implement must get 400 and a closed
+// connection (RFC 9112 section 6.1), never a body read up to the peer's choosing.
+TEST_F(HttpsTest, UnknownTransferEncodingIs400AndClosesTheConnection) {
+  StartServer(ServerOptions(ClientCertMode::kOptional), Echo());
+  const std::string answer =
+      RawExchange(server_->port(),
+                  "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\nabc"
+                  "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  EXPECT_EQ(answer.find("HTTP/1.1", 5), std::string::npos) << "one answer, then the close";
+  EXPECT_EQ(seen_.size(), 0u);
+  // Chunked is implemented.
+  const std::string chunked =
+      RawExchange(server_->port(),
+                  "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                  "Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 200", 0), 0u) << chunked;
+  EXPECT_NE(chunked.find("echo:abc"), std::string::npos) << chunked;
+}
+
 TEST_F(HttpsTest, KeepAliveReusesOneConnectionForASession) {
   StartServer(ServerOptions(), Echo());
   auto client = MakeClient(ClientOptions(Url()));
