@@ -25,6 +25,7 @@
 #include "samples/server/provisioning_doc.h"
 #include "samples/server/server.h"
 #include "samples/server/server_internal.h"
+#include "samples/server/testing/test_server.h"
 #include "samples/server/user_token.h"
 
 namespace dm::server {
@@ -147,11 +148,8 @@ class Mde2Test : public ::testing::Test {
     std::string tmpl = ::testing::TempDir() + "dmserver-mde2-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
-    ServerOptions options;
-    options.state_dir = dir_ / "state";
+    ServerOptions options = testing::TestServerOptions(dir_ / "state");
     options.clock = &clock_;
-    options.password_kdf = crypto::ScryptParams::ForTests();
-    options.pin_reset_rsa_bits = 2048;
     options.enrollment_domain = "fabrikam.test";
     auto server = DmServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.error().ToString();
@@ -177,14 +175,7 @@ class Mde2Test : public ::testing::Test {
   }
 
   std::unique_ptr<transport::HttpsClient> Client(std::string cert = "", SecretBytes key = {}) {
-    transport::HttpsClientOptions o;
-    o.server_url = server_->BaseUrl();
-    o.ca_bundle_pem = server_->ca_cert_pem();
-    o.client_cert_pem = std::move(cert);
-    o.client_key_pem = std::move(key);
-    o.step_timeout = std::chrono::seconds(10);
-    o.retry.max_attempts = 1;
-    auto client = transport::HttpsClient::Create(std::move(o));
+    auto client = testing::TestClient(*server_, std::move(cert), std::move(key));
     EXPECT_TRUE(client.ok()) << client.error().ToString();
     return client.ok() ? std::move(*client) : nullptr;
   }

@@ -1,6 +1,7 @@
 // dmserver end to end over real TLS on 127.0.0.1 (port 0), with the project's HTTPS client and
 // SyncML codec playing the device.
 #include "samples/server/server.h"
+#include "samples/server/testing/test_server.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -86,11 +87,8 @@ class ServerTest : public ::testing::Test {
     std::string tmpl = ::testing::TempDir() + "dmserver-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
-    ServerOptions options;
-    options.state_dir = dir_ / "state";
+    ServerOptions options = testing::TestServerOptions(dir_ / "state");
     options.clock = &clock_;
-    options.password_kdf = crypto::ScryptParams::ForTests();
-    options.pin_reset_rsa_bits = 2048;  // 3072 by default; smaller keeps the tests quick
     auto server = DmServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.error().ToString();
     server_ = std::move(*server);
@@ -132,14 +130,7 @@ class ServerTest : public ::testing::Test {
 
   std::unique_ptr<transport::HttpsClient> Client(std::string cert = "", SecretBytes key = {},
                                                  std::string url = "") {
-    transport::HttpsClientOptions o;
-    o.server_url = url.empty() ? server_->BaseUrl() : url;
-    o.ca_bundle_pem = server_->ca_cert_pem();
-    o.client_cert_pem = std::move(cert);
-    o.client_key_pem = std::move(key);
-    o.step_timeout = std::chrono::seconds(10);
-    o.retry.max_attempts = 1;
-    auto client = transport::HttpsClient::Create(std::move(o));
+    auto client = testing::TestClient(*server_, std::move(cert), std::move(key), std::move(url));
     EXPECT_TRUE(client.ok()) << client.error().ToString();
     return client.ok() ? std::move(*client) : nullptr;
   }

@@ -19,6 +19,7 @@
 #include "csp/device_facts.h"
 #include "samples/server/admin.h"
 #include "samples/server/server.h"
+#include "samples/server/testing/test_server.h"
 #include "tests/security/dmagent_process.h"
 
 namespace dm {
@@ -38,10 +39,7 @@ class Mde2EnrollmentTest : public ::testing::Test {
     std::string tmpl = ::testing::TempDir() + "mde2-e2e-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
-    server::ServerOptions so;
-    so.state_dir = dir_ / "server";
-    so.password_kdf = crypto::ScryptParams::ForTests();
-    so.pin_reset_rsa_bits = 2048;
+    server::ServerOptions so = server::testing::TestServerOptions(dir_ / "server");
     so.idp_host = "localhost";  // the IdP's own host name, reachable without DNS
     auto s = server::DmServer::Start(so);
     ASSERT_TRUE(s.ok()) << s.error().ToString();

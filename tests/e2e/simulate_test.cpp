@@ -16,6 +16,7 @@
 #include "samples/server/admin.h"
 #include "samples/server/report.h"
 #include "samples/server/server.h"
+#include "samples/server/testing/test_server.h"
 
 namespace dm {
 namespace {
@@ -36,10 +37,7 @@ class SimulateTest : public ::testing::Test {
     std::string tmpl = ::testing::TempDir() + "sim-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
-    server::ServerOptions so;
-    so.state_dir = dir_ / "server";
-    so.password_kdf = crypto::ScryptParams::ForTests();
-    so.pin_reset_rsa_bits = 2048;
+    server::ServerOptions so = server::testing::TestServerOptions(dir_ / "server");
     auto s = server::DmServer::Start(so);
     ASSERT_TRUE(s.ok()) << s.error().ToString();
     server_ = std::move(*s);

@@ -1,0 +1,23 @@
+// Test support: the ServerOptions every in-process dmserver of a test starts from (cheap
+// password hashing and a 2048-bit PIN reset key, so tests stay fast; port 0).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "agent/transport/https_client.h"
+#include "samples/server/server.h"
+
+namespace dm::server::testing {
+
+ServerOptions TestServerOptions(const std::filesystem::path& state_dir);
+
+// An HTTPS client trusting the server's CA, one attempt per request, with the device identity
+// `cert_pem`/`key_pem` when given; `url` defaults to the server's base URL.
+Result<std::unique_ptr<transport::HttpsClient>> TestClient(const DmServer& server,
+                                                           std::string cert_pem = "",
+                                                           SecretBytes key_pem = {},
+                                                           std::string url = "");
+
+}  // namespace dm::server::testing
