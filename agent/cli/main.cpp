@@ -49,10 +49,14 @@ Result<std::string> ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+#ifdef DMAGENT_ALLOW_WEAK_KDF
+constexpr bool kAllowWeakKdf = true;
+#else
+constexpr bool kAllowWeakKdf = false;
+#endif
+
 Result<std::unique_ptr<Device>> OpenDevice(const Globals& g) {
-  if (g.pin_kdf_log2 < 10 || g.pin_kdf_log2 > 20) {
-    return InvalidArgument("--pin-kdf-cost must be between 10 and 20");
-  }
+  DM_RETURN_IF_ERROR(ValidatePinKdfCost(g.pin_kdf_log2, kAllowWeakKdf));
   DeviceOptions o;
   o.state_dir =
       storage::ResolveStateDir(g.state_dir.empty() ? std::nullopt : std::optional(g.state_dir));

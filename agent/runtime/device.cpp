@@ -5,6 +5,16 @@
 #include "storage/state_dir.h"
 
 namespace dm::agent {
+
+Status ValidatePinKdfCost(int log2_n, bool allow_weak) {
+  const int floor = allow_weak ? 10 : 15;
+  if (log2_n < floor || log2_n > 20) {
+    return InvalidArgument("--pin-kdf-cost must be between " + std::to_string(floor) + " and 20" +
+                           (allow_weak ? "" : " (lower costs exist in test builds only)"));
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 // Asks the factory again at every use, so a device that enrolls (or re-enrolls) while open

@@ -19,6 +19,11 @@
 
 namespace dm::agent {
 
+// The PIN KDF cost (scrypt log2 N) a command line may ask for: 15 (the strong default) to 20,
+// or down to 10 where `allow_weak` (test builds only: a cheap KDF makes offline PIN guessing
+// cheap).
+Status ValidatePinKdfCost(int log2_n, bool allow_weak);
+
 struct DeviceOptions {
   std::filesystem::path state_dir;
   Clock* clock = &Clock::System();

@@ -318,7 +318,13 @@ int main(int argc, char** argv) {
                             "$DMSERVER_STATE_DIR"));
   }
   options.state_dir = state_dir;
-  if (test_kdf) options.password_kdf = dm::crypto::ScryptParams::ForTests();
+  if (test_kdf) {
+#ifdef DMAGENT_ALLOW_WEAK_KDF
+    options.password_kdf = dm::crypto::ScryptParams::ForTests();
+#else
+    return Fail(dm::InvalidArgument("--test-kdf exists in test builds only"));
+#endif
+  }
 
   if (*init) {
     if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
