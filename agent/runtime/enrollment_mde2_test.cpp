@@ -89,6 +89,10 @@ class Mde2Server {
   std::string expected_password = "pw";
   std::string expected_token;  // BinarySecurityToken content the RST must carry (decoded)
   std::string expected_value_type;
+  // The management answers: keep the session going forever (a Get in every message), or name
+  // a RespURI on another host.
+  bool endless_session = false;
+  std::string resp_uri;
 
   pki::CertificateAuthority tls_ca, device_ca;
   std::unique_ptr<transport::HttpsServer> server;
@@ -184,11 +188,15 @@ class Mde2Server {
                         sid[1].str() +
                         "</SessionID><MsgID>1</MsgID><Target><LocURI>dev"
                         "</LocURI></Target><Source><LocURI>" +
-                        Url("/mdm") +
-                        "</LocURI></Source></SyncHdr><SyncBody><Status><CmdID>1</CmdID>"
+                        Url("/mdm") + "</LocURI></Source>" +
+                        (resp_uri.empty() ? "" : "<RespURI>" + resp_uri + "</RespURI>") +
+                        "</SyncHdr><SyncBody><Status><CmdID>1</CmdID>"
                         "<MsgRef>" +
                         msg[1].str() +
-                        "</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>"
+                        "</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>" +
+                        (endless_session ? "<Get><CmdID>2</CmdID><Item><Target><LocURI>./DevInfo/"
+                                           "DevId</LocURI></Target></Item></Get>"
+                                         : "") +
                         "<Final/></SyncBody></SyncML>");
     }
     return Answer(404, "text/plain", "no");
@@ -465,6 +473,42 @@ TEST_F(EnrollMde2Test, ManagementSessionThenUnenrollSendsTheAlertAndRemovesTheEn
   // What is not the enrollment stays: the signed-in user, the device identity.
   EXPECT_EQ(*device_->SignedInUser(), "alice");
   EXPECT_TRUE(fs::exists(dir_ / kMachineKeyFile));
+}
+
+// Red-team items: a server that keeps a session going forever, and a RespURI that sends the
+// device's next message (with its client certificate) to another host.
+TEST_F(EnrollMde2Test, ASessionIsCappedInMessages) {
+  ASSERT_TRUE(EnrollMsMde2(*device_, Request()).ok());
+  server_.endless_session = true;
+  SyncOptions so;
+  so.retry.max_attempts = 1;
+  so.max_messages = 5;
+  auto session = RunSession(*device_, so);
+  ASSERT_FALSE(session.ok());
+  EXPECT_NE(session.status().message().find("past 5 messages"), std::string::npos)
+      << session.status().ToString();
+  EXPECT_EQ(server_.mdm_bodies.size(), 5u);
+}
+
+TEST_F(EnrollMde2Test, ARespUriToAnotherHostIsRefused) {
+  ASSERT_TRUE(EnrollMsMde2(*device_, Request()).ok());
+  server_.endless_session = true;
+  const std::string elsewhere =
+      "https://localhost:" + std::to_string(server_.server->port()) + "/mdm";
+  server_.resp_uri = elsewhere;
+  SyncOptions so;
+  so.retry.max_attempts = 1;
+  auto session = RunSession(*device_, so);
+  ASSERT_FALSE(session.ok());
+  EXPECT_NE(session.status().message().find(elsewhere), std::string::npos)
+      << session.status().ToString();
+  EXPECT_EQ(server_.mdm_bodies.size(), 1u);  // nothing went to the other host
+  // Another path on the same host is followed.
+  server_.resp_uri = server_.Url("/mdm?resp=1");
+  server_.endless_session = false;
+  server_.mdm_bodies.clear();
+  auto same_host = RunSession(*device_, so);
+  EXPECT_TRUE(same_host.ok()) << same_host.status().ToString();
 }
 
 }  // namespace

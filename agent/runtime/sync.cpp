@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
 
+#include <cctype>
+#include <chrono>
 #include <cstdlib>
 
 #include "agent/runtime/enrollment.h"
@@ -38,6 +40,26 @@ Status QueueReportIfChanged(Device& device) {
   DM_RETURN_IF_ERROR(device.SetSetting(kLastReportHashKey, hash));
   return tx.Commit();
 }
+
+namespace {
+// RespURI may move the session to another path of the management server, never to another
+// host: the next message carries the device's certificate and answers.
+Status CheckRespUri(const std::string& management_url, const std::string& resp_uri) {
+  if (resp_uri.empty() || resp_uri.front() == '/') return Status::Ok();
+  auto lower = [](std::string h) {
+    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return h;
+  };
+  auto to = transport::ParseHttpsUrl(resp_uri);
+  auto from = transport::ParseHttpsUrl(management_url);
+  if (to.ok() && from.ok() && lower(to->host) == lower(from->host) && to->port == from->port) {
+    return Status::Ok();
+  }
+  spdlog::warn("refusing RespURI {}: the session belongs to {}", resp_uri, management_url);
+  return PermissionDenied("the server's RespURI " + resp_uri + " leaves the management server " +
+                          management_url);
+}
+}  // namespace
 
 Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   DM_ASSIGN_OR_RETURN(EnrollmentState enrollment, LoadEnrollment(device.db()));
@@ -106,8 +128,18 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   auto exchange = [&]() -> Status {
     DM_ASSIGN_OR_RETURN(std::string message, session.Start(start));
     result.session_id = session.session_id();
+    const auto started = std::chrono::steady_clock::now();
     for (;;) {
       std::string target = session.resp_uri().value_or("");
+      DM_RETURN_IF_ERROR(CheckRespUri(enrollment.management_url, target));
+      if (result.messages_sent >= options.max_messages) {
+        return Unavailable("the server kept the session going past " +
+                           std::to_string(options.max_messages) + " messages");
+      }
+      if (std::chrono::steady_clock::now() - started > options.max_duration) {
+        return Unavailable("the server kept the session going past " +
+                           std::to_string(options.max_duration.count()) + " s");
+      }
       ++result.messages_sent;
       DM_ASSIGN_OR_RETURN(
           transport::HttpResponse resp,

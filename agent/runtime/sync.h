@@ -39,6 +39,10 @@ struct SyncOptions {
   // 1226 alerts sent in this session only, after the outbox's (unenrollment's
   // com.microsoft:mdm.unenrollment.userrequest).
   std::vector<GenericAlert> extra_alerts;
+  // A server cannot keep a session going forever: past either cap the session ends with an
+  // error (and the daemon's backoff).
+  int max_messages = 100;
+  std::chrono::seconds max_duration{600};
 };
 
 inline constexpr char kUnenrollAlertType[] = "com.microsoft:mdm.unenrollment.userrequest";
