@@ -154,6 +154,11 @@ Status IngestReport(Store& store, std::string_view dev_id, std::string_view type
       "ON CONFLICT (dev_id, type) DO UPDATE SET format = excluded.format, data = excluded.data, "
       "received_at = excluded.received_at",
       dev_id, type, format, xml, store.Now()));
+  DM_RETURN_IF_ERROR(
+      db.Run("DELETE FROM device_reports WHERE dev_id = ? AND type NOT IN (SELECT type FROM "
+             "device_reports WHERE dev_id = ? ORDER BY received_at DESC, rowid DESC LIMIT ?) "
+             "AND type <> ?",
+             dev_id, dev_id, kMaxReportTypesPerDevice - 1, kReportAlertType));
   tinyxml2::XMLDocument doc;
   if (doc.Parse(xml.data(), xml.size()) != tinyxml2::XML_SUCCESS || !doc.RootElement()) {
     spdlog::warn("device {}: report of type {} is not XML; stored as received", dev_id, type);

@@ -29,6 +29,9 @@ inline constexpr char kReportAlertType[] = "com.dmagent/MDM/ComplianceReport";
 inline constexpr char kReportUri[] = "./Vendor/MSFT/DMAgent/Report";
 inline constexpr uint64_t kServerMaxMsgSize = 524288;  // what Intune advertises
 inline constexpr char kSyncMLContentType[] = "application/vnd.syncml.dm+xml";
+// Generic alerts kept per device, one per alert type (the latest); past this many types the
+// oldest go, so a device cannot grow the store by inventing types.
+inline constexpr int kMaxReportTypesPerDevice = 16;
 
 struct ManagementReply {
   int http_status = 200;

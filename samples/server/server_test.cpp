@@ -396,6 +396,29 @@ TEST_F(ServerTest, DeviceCannotFetchAnotherDevicesCommands) {
   EXPECT_EQ(TargetOf(Ops(own.reply)[0]), kWebSignInUri);
 }
 
+// Red-team finding: every generic alert type a device invented got a row of its own, forever.
+TEST_F(ServerTest, StoredAlertsPerDeviceAreBounded) {
+  TestDevice d = Enroll("DEV-ALERTS");
+  std::vector<Item> alerts;
+  for (int i = 0; i < 2 * kMaxReportTypesPerDevice; ++i) {
+    alerts.push_back(AlertItem("com.example/made-up-" + std::to_string(i), "x"));
+  }
+  Send(d, Pkg1(d, "none", "", alerts));
+  auto count = [&](const std::string& extra) {
+    auto lock = server_->store().Lock();
+    auto st = server_->store().db().Prepare(
+        "SELECT COUNT(*) FROM device_reports WHERE dev_id = 'DEV-ALERTS'" + extra);
+    EXPECT_TRUE(st.ok());
+    EXPECT_TRUE(st->Step().value_or(false));
+    return st->Int(0);
+  };
+  EXPECT_EQ(count(""), kMaxReportTypesPerDevice - 1);
+  const std::string newest =
+      " AND type = 'com.example/made-up-" + std::to_string(2 * kMaxReportTypesPerDevice - 1) + "'";
+  EXPECT_EQ(count(newest), 1);
+  EXPECT_EQ(count(" AND type = 'com.example/made-up-0'"), 0);
+}
+
 TEST_F(ServerTest, ReplyEchoesTheHeaderAndAnswersEveryClientCommand) {
   TestDevice d = Enroll("DEV-HDR");
   Message pkg1 = Pkg1(d, "none");
