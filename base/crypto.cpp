@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include <algorithm>
 #include <limits>
 #include <memory>
 
@@ -614,6 +615,14 @@ Result<Bytes> Base64UrlDecode(std::string_view text) {
   }
   while (std_form.size() % 4 != 0) std_form.push_back('=');
   return Base64Decode(std_form);
+}
+
+bool LooksLikeJwt(std::string_view text) {
+  if (text.substr(0, 3) != "eyJ" || std::count(text.begin(), text.end(), '.') != 2) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  });
 }
 
 Result<Bytes> EcdsaDerToRaw(std::span<const uint8_t> signature_der) {

@@ -117,5 +117,8 @@ std::string Base32Encode(std::span<const uint8_t> data);
 // RFC 4648 section 5, without padding (JWTs).
 std::string Base64UrlEncode(std::span<const uint8_t> data);
 Result<Bytes> Base64UrlDecode(std::string_view text);
+// The shape of a compact JWS/JWT: three base64url segments, the first a JSON object ("eyJ" is
+// base64 of '{"'). Says nothing of the signature.
+bool LooksLikeJwt(std::string_view text);
 
 }  // namespace dm::crypto

@@ -213,6 +213,14 @@ TEST(CryptoTest, Base64Url) {
   EXPECT_FALSE(Base64UrlDecode("Z").ok());
 }
 
+TEST(CryptoTest, LooksLikeJwtIsAboutShapeOnly) {
+  EXPECT_TRUE(LooksLikeJwt("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"));
+  EXPECT_FALSE(LooksLikeJwt("0123456789abcdef0123456789abcdef"));  // a bulk token
+  EXPECT_FALSE(LooksLikeJwt("eyJhbGci.eyJzdWIi"));                 // two parts
+  EXPECT_FALSE(LooksLikeJwt("eyJhbGci.eyJz+dWIi.c2ln"));           // not base64url
+  EXPECT_FALSE(LooksLikeJwt("abc.def.ghi"));                       // no JSON header
+}
+
 TEST(CryptoTest, EcdsaRawFormRoundTripsAndVerifies) {
   SecretBytes priv = GenerateEcKeyForTest();
   auto pub = PublicKeyPem(priv);

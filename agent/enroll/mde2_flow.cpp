@@ -14,11 +14,6 @@ constexpr int kMaxRsaBits = 8192;
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-// A JWT is three base64url segments, the first a JSON object ("eyJ" = base64 of '{"').
-bool LooksLikeJwt(std::string_view t) {
-  return StartsWith(t, "eyJ") && std::count(t.begin(), t.end(), '.') == 2;
-}
-
 std::string ContentType(const transport::HttpResponse& r) {
   return r.Header("Content-Type").value_or("");
 }
@@ -84,7 +79,7 @@ Result<Credential> MakeCredential(const EnrollParams& p, const DiscoverResult& d
     if (p.token.empty()) return InvalidArgument("--auth token needs a token");
     cred.kind = Credential::Kind::kBinaryToken;
     cred.secret = p.token.Clone();
-    cred.value_type = LooksLikeJwt(p.token.view()) ? kJwtTokenType : kUserTokenType;
+    cred.value_type = crypto::LooksLikeJwt(p.token.view()) ? kJwtTokenType : kUserTokenType;
   } else {
     return InvalidArgument("unknown auth '" + auth + "' (onprem, federated or token)");
   }

@@ -18,32 +18,6 @@ constexpr char kGetPoliciesResponseAction[] =
     "GetPoliciesResponse";
 constexpr char kSha256Oid[] = "2.16.840.1.101.3.4.2.1";
 
-// The envelope, its action and its one request element, or the fault to answer with.
-struct Parsed {
-  std::optional<soap::Message> message;
-  std::optional<transport::HttpResponse> fault;
-};
-Parsed ParseRequest(const transport::HttpRequest& request, std::string_view action,
-                    std::string_view ns, std::string_view local) {
-  Parsed out;
-  auto m = soap::Message::Parse(request.body, kRequestLimits);
-  if (!m.ok()) {
-    out.fault = SoapFault(400, "s:messageformat", m.status().message());
-    return out;
-  }
-  const std::string relates = m->addressing().message_id.substr(0, 128);
-  if (m->addressing().action != action) {
-    out.fault =
-        SoapFault(400, "s:messageformat", "expected the action " + std::string(action), relates);
-  } else if (!soap::Is(m->payload(), ns, local)) {
-    out.fault = SoapFault(400, "s:messageformat",
-                          "the body must hold exactly one " + std::string(local), relates);
-  } else {
-    out.message = std::move(*m);
-  }
-  return out;
-}
-
 std::string DomainOf(std::string_view email) {
   const size_t at = email.rfind('@');
   return at == std::string_view::npos ? std::string() : AsciiLower(email.substr(at + 1));
@@ -54,12 +28,13 @@ std::string DomainOf(std::string_view email) {
 transport::HttpResponse HandleDiscovery(ServerContext& ctx, const transport::HttpRequest& request) {
   // The device's probe: a 200 says an enrollment server lives here.
   if (request.method == "GET") return HtmlResponse(200, "");
-  Parsed p = ParseRequest(request, enroll::kActionDiscover, enroll::kEnrollmentNs, "Discover");
+  SoapRequest p = ReadSoapRequest(request, kRequestLimits, enroll::kActionDiscover,
+                                  enroll::kEnrollmentNs, "Discover");
   if (p.fault) return std::move(*p.fault);
   const soap::Message& m = *p.message;
+  const std::string& relates = p.relates_to;
   const XMLElement* req = soap::Child(m.payload(), enroll::kEnrollmentNs, "request");
   const std::string email = soap::Text(soap::Child(req, enroll::kEnrollmentNs, "EmailAddress"));
-  const std::string relates = m.addressing().message_id.substr(0, 128);
   if (email.empty() || email.size() > 256 || DomainOf(email).empty()) {
     return SoapFault(400, "s:messageformat", "Discover needs an EmailAddress user@domain", relates);
   }
@@ -101,10 +76,11 @@ transport::HttpResponse HandleDiscovery(ServerContext& ctx, const transport::Htt
 
 transport::HttpResponse HandlePolicy(ServerContext& ctx, const transport::HttpRequest& request,
                                      const transport::PeerInfo& peer) {
-  Parsed p = ParseRequest(request, enroll::kActionGetPolicies, enroll::kPolicyNs, "GetPolicies");
+  SoapRequest p = ReadSoapRequest(request, kRequestLimits, enroll::kActionGetPolicies,
+                                  enroll::kPolicyNs, "GetPolicies");
   if (p.fault) return std::move(*p.fault);
   const soap::Message& m = *p.message;
-  const std::string relates = m.addressing().message_id.substr(0, 128);
+  const std::string& relates = p.relates_to;
   {
     auto lock = ctx.store.Lock();
     auto caller = AuthenticateEnrollment(ctx, m, peer.remote_address);

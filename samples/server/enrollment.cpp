@@ -127,20 +127,17 @@ std::string RstrcEnvelope(std::string_view relates_to, const std::string& doc) {
 
 HttpResponse HandleEnrollment(ServerContext& ctx, const transport::HttpRequest& request,
                               const transport::PeerInfo& peer) {
-  auto m = soap::Message::Parse(request.body, kRequestLimits);
-  if (!m.ok()) return SoapFault(400, "s:messageformat", m.status().message());
-  const std::string relates = m->addressing().message_id.substr(0, 128);
-  if (m->addressing().action != enroll::kActionRst ||
-      !soap::Is(m->payload(), soap::kWstNs, "RequestSecurityToken")) {
-    return SoapFault(400, "s:messageformat",
-                     "expected one wst:RequestSecurityToken with the RST/wstep action", relates);
-  }
-  auto req = ReadRequest(m->payload());
+  SoapRequest p = ReadSoapRequest(request, kRequestLimits, enroll::kActionRst, soap::kWstNs,
+                                  "RequestSecurityToken");
+  if (p.fault) return std::move(*p.fault);
+  const soap::Message& m = *p.message;
+  const std::string& relates = p.relates_to;
+  auto req = ReadRequest(m.payload());
   if (!req.ok()) return SoapFault(400, "s:messageformat", req.error().message(), relates);
 
   Store& store = ctx.store;
   auto lock = store.Lock();
-  auto caller = AuthenticateEnrollment(ctx, *m, peer.remote_address);
+  auto caller = AuthenticateEnrollment(ctx, m, peer.remote_address);
   if (!caller.ok()) {
     spdlog::info("enrollment of {} refused: {}", req->device_id, caller.error().message());
     return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);

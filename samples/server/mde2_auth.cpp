@@ -1,4 +1,4 @@
-// Who an MS-MDE2 request proves to be (the wsse:Security header), and SOAP answers.
+// MS-MDE2 requests read, who they prove to be (the wsse:Security header), and SOAP answers.
 #include <spdlog/spdlog.h>
 
 #include "agent/enroll/mde2_client.h"
@@ -44,7 +44,8 @@ Result<EnrollCaller> ByPassword(ServerContext& ctx, const tinyxml2::XMLElement* 
 }
 
 Result<EnrollCaller> ByToken(ServerContext& ctx, const tinyxml2::XMLElement* bst) {
-  const std::string value_type = soap::Attr(bst, "ValueType") ? soap::Attr(bst, "ValueType") : "";
+  const char* value_type_attr = soap::Attr(bst, "ValueType");
+  const std::string value_type = value_type_attr ? value_type_attr : "";
   if (value_type != enroll::kUserTokenType && value_type != enroll::kJwtTokenType) {
     return Unauthenticated("unknown BinarySecurityToken ValueType '" + value_type.substr(0, 200) +
                            "'");
@@ -58,7 +59,7 @@ Result<EnrollCaller> ByToken(ServerContext& ctx, const tinyxml2::XMLElement* bst
   SecretBytes token(decoded->data(), decoded->size());
   std::fill(decoded->begin(), decoded->end(), 0);
   Store& store = ctx.store;
-  if (LooksLikeJwt(token.view())) {
+  if (crypto::LooksLikeJwt(token.view())) {
     DM_ASSIGN_OR_RETURN(UserTokenClaims claims, ctx.user_tokens.Verify(token.view(), store.Now()));
     auto user = store.FindUser(claims.upn);
     if (!user.ok() || AsciiLower(user->tenant_id) != AsciiLower(claims.tenant_id)) {
@@ -91,6 +92,27 @@ Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Mess
     return ByToken(ctx, bst);
   }
   return Unauthenticated("wsse:Security holds neither a UsernameToken nor a BinarySecurityToken");
+}
+
+SoapRequest ReadSoapRequest(const transport::HttpRequest& request, const soap::Limits& limits,
+                            std::string_view action, std::string_view ns, std::string_view local) {
+  SoapRequest out;
+  auto m = soap::Message::Parse(request.body, limits);
+  if (!m.ok()) {
+    out.fault = SoapFault(400, "s:messageformat", m.status().message());
+    return out;
+  }
+  out.relates_to = m->addressing().message_id.substr(0, 128);
+  if (m->addressing().action != action) {
+    out.fault = SoapFault(400, "s:messageformat", "expected the action " + std::string(action),
+                          out.relates_to);
+  } else if (!soap::Is(m->payload(), ns, local)) {
+    out.fault = SoapFault(400, "s:messageformat",
+                          "the body must hold exactly one " + std::string(local), out.relates_to);
+  } else {
+    out.message = std::move(*m);
+  }
+  return out;
 }
 
 soap::Addressing AnswerAddressing(std::string_view action, std::string_view relates_to) {

@@ -11,6 +11,7 @@
 // Every malformed, hostile or unauthenticated request gets a SOAP fault, never a crash.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "agent/enroll/soap.h"
@@ -33,6 +34,17 @@ struct EnrollCaller {
 // `address`: the request's source, for sign-in throttling of passwords (store.h).
 Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Message& message,
                                             std::string_view address);
+
+// An MS-MDE2 request: the envelope, checked for `action` and for exactly one `ns`:`local` in
+// its body, with the MessageID its answers relate to (bounded); or, for anything else, the
+// s:messageformat fault to answer with.
+struct SoapRequest {
+  std::optional<soap::Message> message;
+  std::string relates_to;
+  std::optional<transport::HttpResponse> fault;
+};
+SoapRequest ReadSoapRequest(const transport::HttpRequest& request, const soap::Limits& limits,
+                            std::string_view action, std::string_view ns, std::string_view local);
 
 // An s:Fault answer; `subcode` is one of MS-MDE2's ("s:authentication", ...).
 transport::HttpResponse SoapFault(int http_status, std::string_view subcode,

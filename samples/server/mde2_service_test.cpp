@@ -663,7 +663,7 @@ class Mde2FederatedTest : public Mde2Test {
     HttpResponse r = SignIn(kCallback, NextTotp());
     EXPECT_EQ(r.status, 200) << r.body;
     std::string token = Between(r.body, "name=\"wresult\" value=\"", "\"");
-    EXPECT_TRUE(LooksLikeJwt(token)) << r.body;
+    EXPECT_TRUE(crypto::LooksLikeJwt(token)) << r.body;
     return token;
   }
 
@@ -724,7 +724,7 @@ TEST_F(Mde2FederatedTest, TheIdpPageCarriesTheCallbackAndAnswersWithAToken) {
   ASSERT_EQ(signed_in.status, 200) << signed_in.body;
   EXPECT_NE(signed_in.body.find("action=\"" + std::string(kCallback) + "\""), std::string::npos);
   const std::string token = Between(signed_in.body, "name=\"wresult\" value=\"", "\"");
-  ASSERT_TRUE(LooksLikeJwt(token)) << signed_in.body;
+  ASSERT_TRUE(crypto::LooksLikeJwt(token)) << signed_in.body;
 }
 
 TEST_F(Mde2FederatedTest, OnlyWindowsCallbacksAreServed) {
@@ -931,7 +931,7 @@ class UserTokenSignerTest : public ::testing::Test {
 
 TEST_F(UserTokenSignerTest, IssuedTokensVerifyWithTheirClaims) {
   const std::string token = Issue();
-  ASSERT_TRUE(LooksLikeJwt(token));
+  ASSERT_TRUE(crypto::LooksLikeJwt(token));
   auto claims = signer_->Verify(token, kNow + 60);
   ASSERT_TRUE(claims.ok()) << claims.error().ToString();
   EXPECT_EQ(claims->issuer, kIssuer);

@@ -23,14 +23,6 @@ Result<json> DecodeJsonPart(std::string_view part) {
 
 }  // namespace
 
-bool LooksLikeJwt(std::string_view text) {
-  if (std::count(text.begin(), text.end(), '.') != 2) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
-  });
-}
-
 Result<UserTokenSigner> UserTokenSigner::Create(SecretBytes key_pem, std::string issuer) {
   DM_ASSIGN_OR_RETURN(std::string public_pem, crypto::PublicKeyPem(key_pem));
   // Fails here, not at the first sign-in, when the key is not an EC one.
@@ -55,7 +47,7 @@ Result<std::string> UserTokenSigner::Issue(std::string_view tenant_id, std::stri
 }
 
 Result<UserTokenClaims> UserTokenSigner::Verify(std::string_view token, int64_t now) const {
-  if (token.size() > 8192 || !LooksLikeJwt(token)) return Unauthenticated("not a JWT");
+  if (token.size() > 8192 || !crypto::LooksLikeJwt(token)) return Unauthenticated("not a JWT");
   const size_t dot1 = token.find('.');
   const size_t dot2 = token.find('.', dot1 + 1);
   DM_ASSIGN_OR_RETURN(json header, DecodeJsonPart(token.substr(0, dot1)));

@@ -51,7 +51,4 @@ class UserTokenSigner {
   std::string issuer_;
 };
 
-// True when `text` has the shape of a compact JWS (three base64url parts).
-bool LooksLikeJwt(std::string_view text);
-
 }  // namespace dm::server
