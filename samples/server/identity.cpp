@@ -131,7 +131,7 @@ transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRe
   Status s = ctx.store.VerifyUser(right_page ? upn : std::string_view(), password, form["otp"],
                                   {.upn = upn, .address = peer.remote_address});
   if (!s.ok()) {
-    if (s.code() == Code::kResourceExhausted || s.code() == Code::kPermissionDenied) {
+    if (s.code() == Code::kResourceExhausted) {
       return HtmlResponse(429, SignInPage(title, action, upn, s.message(), appru));
     }
     if (s.code() != Code::kUnauthenticated) return StatusError(s);

@@ -98,7 +98,7 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
   const bool same_tenant = user.ok() && user->tenant_id == tenant->id;
   Status auth = store.VerifyUser(same_tenant ? upn : std::string_view(), password, totp,
                                  {.upn = upn, .address = peer.remote_address});
-  if (auth.code() == Code::kResourceExhausted || auth.code() == Code::kPermissionDenied) {
+  if (auth.code() == Code::kResourceExhausted) {
     return JsonError(429, "too_many_attempts", auth.message());
   }
   if (!auth.ok()) {

@@ -209,6 +209,19 @@ bool IsGuid(std::string_view s) {
   return true;
 }
 
+// A bulk enrollment token (shown once) and the digest the database keeps instead.
+struct NewToken {
+  std::string token;
+  std::string sha256;
+};
+Result<NewToken> NewEnrollmentToken(crypto::Random& random) {
+  DM_ASSIGN_OR_RETURN(Bytes raw, random.Public(24));
+  NewToken t;
+  t.token = crypto::HexEncode(raw);
+  DM_ASSIGN_OR_RETURN(t.sha256, Sha256Hex(t.token));
+  return t;
+}
+
 Tenant TenantFromRow(const storage::Statement& st) {
   auto i = [&](int col) { return static_cast<int>(st.Int(col)); };
   return Tenant{.id = st.Text(0),
@@ -303,9 +316,7 @@ Result<CreatedTenant> Store::AddTenant(std::string_view name, std::string_view i
       return InvalidArgument("tenant id must be a GUID, got '" + std::string(id) + "'");
     tenant_id = AsciiLower(bare);
   }
-  DM_ASSIGN_OR_RETURN(Bytes raw, options_.random->Public(24));
-  std::string token = crypto::HexEncode(raw);
-  DM_ASSIGN_OR_RETURN(std::string token_hash, Sha256Hex(token));
+  DM_ASSIGN_OR_RETURN(NewToken token, NewEnrollmentToken(*options_.random));
   DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT 1 FROM tenants WHERE id = ? OR name = ?"));
   st.BindAll(tenant_id, name);
   DM_ASSIGN_OR_RETURN(bool exists, st.Step());
@@ -313,10 +324,10 @@ Result<CreatedTenant> Store::AddTenant(std::string_view name, std::string_view i
   DM_RETURN_IF_ERROR(
       db_->Run("INSERT INTO tenants (id, name, enrollment_token_sha256, federated, created_at, "
                "enrollment_token_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-               tenant_id, name, token_hash, federated, Now(),
+               tenant_id, name, token.sha256, federated, Now(),
                Now() + kDefaultEnrollmentTokenLifetime.count()));
   DM_ASSIGN_OR_RETURN(Tenant tenant, TenantById(tenant_id));
-  return CreatedTenant{.tenant = std::move(tenant), .enrollment_token = token};
+  return CreatedTenant{.tenant = std::move(tenant), .enrollment_token = std::move(token.token)};
 }
 
 Result<std::vector<Tenant>> Store::Tenants() {
@@ -382,15 +393,13 @@ Result<std::string> Store::RotateEnrollmentToken(std::string_view tenant_id,
   if (valid_for <= std::chrono::seconds(0) || valid_for > std::chrono::hours(24 * 366)) {
     return InvalidArgument("an enrollment token is valid for 1 second to 366 days");
   }
-  DM_ASSIGN_OR_RETURN(Bytes raw, options_.random->Public(24));
-  std::string token = crypto::HexEncode(raw);
-  DM_ASSIGN_OR_RETURN(std::string token_hash, Sha256Hex(token));
+  DM_ASSIGN_OR_RETURN(NewToken token, NewEnrollmentToken(*options_.random));
   DM_RETURN_IF_ERROR(
       db_->Run("UPDATE tenants SET enrollment_token_sha256 = ?, enrollment_token_expires_at = ? "
                "WHERE id = ?",
-               token_hash, Now() + valid_for.count(), AsciiLower(tenant_id)));
+               token.sha256, Now() + valid_for.count(), AsciiLower(tenant_id)));
   if (db_->Changes() == 0) return NotFound("no tenant with id " + std::string(tenant_id));
-  return token;
+  return std::move(token.token);
 }
 
 Status Store::RevokeEnrollmentToken(std::string_view tenant_id) {
@@ -515,7 +524,7 @@ Status Store::CheckSignInAllowed(const SignInAttempt& a) {
     if (!row) continue;
     if (st.Int(2) != 0) {
       spdlog::warn("sign-in refused: {} is locked", Printable(key));
-      return PermissionDenied(
+      return ResourceExhausted(
           "this account is locked after too many failed sign-ins; an "
           "administrator can unlock it");
     }

@@ -158,8 +158,8 @@ class Store {
   // Checks the password (scrypt, constant-time compare) and the TOTP code (one step either
   // side; a step once accepted is never accepted again). One Unauthenticated message for every
   // failure (the log says which factor failed).
-  // Throttled (below): ResourceExhausted while the attempt must wait, PermissionDenied when the
-  // user is locked; each failure and success is noted for the attempt's name and address.
+  // Throttled (below): ResourceExhausted while the attempt must wait or the user is locked;
+  // each failure and success is noted for the attempt's name and address.
   Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code,
                     const SignInAttempt& attempt);
   // The password alone (MS-MDE2 OnPremise): the user, or one Unauthenticated for any failure.
