@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <nlohmann/json.hpp>
-
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -25,8 +23,6 @@
 
 namespace dm::agent {
 namespace {
-
-using nlohmann::json;
 
 constexpr char kDeviceKeyPurpose[] = "dmagent/enrollment/device-key";
 
@@ -285,17 +281,15 @@ Status ApplyProvisioningDoc(Device& device, std::string_view doc_xml, const Secr
                             const std::string& enrollment_type) {
   DM_ASSIGN_OR_RETURN(enroll::ProvisioningDoc doc, enroll::ParseProvisioningDoc(doc_xml));
   DM_RETURN_IF_ERROR(enroll::CheckDeviceKeyPairing(doc, key_pem));
-  {
-    // Only the device certificate's own dates: servers ship anchors that are past theirs.
-    DM_ASSIGN_OR_RETURN(pki::CertInfo cert, pki::ParseCertificate(doc.device_cert_pem));
-    const TimePoint now = device.clock().Now();
-    if (cert.not_after <= now) {
-      return FailedPrecondition("the device certificate expired at " + FormatUtc(cert.not_after));
-    }
-    if (cert.not_before > now + std::chrono::minutes(5)) {
-      return FailedPrecondition("the device certificate is not valid before " +
-                                FormatUtc(cert.not_before));
-    }
+  // Only the device certificate's own dates: servers ship anchors that are past theirs.
+  DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(doc.device_cert_pem));
+  const TimePoint now = device.clock().Now();
+  if (info.not_after <= now) {
+    return FailedPrecondition("the device certificate expired at " + FormatUtc(info.not_after));
+  }
+  if (info.not_before > now + std::chrono::minutes(5)) {
+    return FailedPrecondition("the device certificate is not valid before " +
+                              FormatUtc(info.not_before));
   }
   DM_ASSIGN_OR_RETURN(EnrollmentState old, LoadEnrollment(device.db()));
 
@@ -309,7 +303,7 @@ Status ApplyProvisioningDoc(Device& device, std::string_view doc_xml, const Secr
   s.device_cert_pem = doc.device_cert_pem;
   s.hw_dev_id = hw_dev_id;
   s.enrollment_type = enrollment_type;
-  s.enrolled_at = ToUnixSeconds(device.clock().Now());
+  s.enrolled_at = ToUnixSeconds(now);
   s.renew_period_days = doc.renewal.renew_period_days;
   s.renew_retry_days = doc.renewal.retry_interval_days;
   csp::NodeStore store(device.db(), device.clock());
@@ -322,7 +316,6 @@ Status ApplyProvisioningDoc(Device& device, std::string_view doc_xml, const Secr
     return WritePoll(store, doc.provider_id, doc.poll);
   });
   if (!stored.ok()) return stored;
-  DM_ASSIGN_OR_RETURN(pki::CertInfo info, pki::ParseCertificate(doc.device_cert_pem));
   spdlog::info("enrolled with {} ({}); management at {}; certificate {} (CN {}) until {}",
                doc.provider_id, doc.name, doc.management_url, info.thumbprint, info.subject_cn,
                FormatUtc(info.not_after));
