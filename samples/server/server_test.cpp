@@ -1,6 +1,7 @@
 // dmserver end to end over real TLS on 127.0.0.1 (port 0), with the project's HTTPS client and
 // SyncML codec playing the device.
 #include "samples/server/server.h"
+#include "samples/server/testing/enroll_device.h"
 #include "samples/server/testing/test_server.h"
 
 #include <gtest/gtest.h>
@@ -144,9 +145,6 @@ class ServerTest : public ::testing::Test {
   // password when `upn` was added with AddUser, else the tenant's bulk token.
   std::string RstBody(const std::string& dev_id, const std::string& upn, const std::string& csr_cn,
                       const SecretBytes& key_pem) {
-    auto csr = pki::CreateCsr(key_pem, csr_cn.empty() ? dev_id : csr_cn);
-    EXPECT_TRUE(csr.ok());
-    const std::string b64 = pki::PemBase64(*csr);
     enroll::Credential cred;
     auto pw = passwords_.find(upn);
     if (pw != passwords_.end()) {
@@ -161,9 +159,9 @@ class ServerTest : public ::testing::Test {
     dc.email = upn.empty() ? "device@fabrikam.test" : upn;
     dc.device_id = dev_id;
     dc.hw_dev_id = "0123456789ABCDEF";
-    return enroll::BuildRequestSecurityToken(
-        cred, dc, b64, server_->BaseUrl() + "/EnrollmentServer/Enrollment.svc",
-        "urn:uuid:11111111-2222-4333-8444-555555555555", "uuid-1");
+    auto body = testing::RstBody(*server_, cred, dc, key_pem, csr_cn);
+    EXPECT_TRUE(body.ok()) << body.error().ToString();
+    return body.ok() ? *body : "";
   }
 
   // Enrolls `dev_id` through MS-WSTEP. A device enrolled before in this test re-enrolls over

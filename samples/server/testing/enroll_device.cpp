@@ -7,11 +7,19 @@
 
 namespace dm::server::testing {
 
+Result<std::string> RstBody(const DmServer& server, const enroll::Credential& cred,
+                            const enroll::DeviceContext& device, const SecretBytes& key_pem,
+                            std::string_view csr_cn) {
+  DM_ASSIGN_OR_RETURN(std::string csr,
+                      pki::CreateCsr(key_pem, csr_cn.empty() ? device.device_id : csr_cn));
+  return enroll::BuildRequestSecurityToken(
+      cred, device, pki::PemBase64(csr), server.BaseUrl() + "/EnrollmentServer/Enrollment.svc",
+      "urn:uuid:00000000-0000-4000-8000-000000000001", "uuid-test-1");
+}
+
 Result<EnrolledDevice> EnrollWithBulkToken(DmServer& server, std::string_view dev_id,
                                            std::string_view bulk_token) {
   DM_ASSIGN_OR_RETURN(pki::KeyPair key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
-  DM_ASSIGN_OR_RETURN(std::string csr, pki::CreateCsr(key.private_pem, dev_id));
-  const std::string csr_b64 = pki::PemBase64(csr);
   enroll::Credential cred;
   cred.kind = enroll::Credential::Kind::kBinaryToken;
   cred.secret = SecretBytes(bulk_token);
@@ -23,9 +31,7 @@ Result<EnrolledDevice> EnrollWithBulkToken(DmServer& server, std::string_view de
   request.method = "POST";
   request.target = "/EnrollmentServer/Enrollment.svc";
   request.headers = {{"Content-Type", std::string(soap::kContentType)}};
-  request.body = enroll::BuildRequestSecurityToken(
-      cred, device, csr_b64, server.BaseUrl() + request.target,
-      "urn:uuid:00000000-0000-4000-8000-000000000001", "uuid-test-1");
+  DM_ASSIGN_OR_RETURN(request.body, RstBody(server, cred, device, key.private_pem));
   transport::HttpResponse r = server.Handle(request, transport::PeerInfo{});
   if (r.status != 200) {
     return Internal("enrollment answered " + std::to_string(r.status) + ": " + r.body);
