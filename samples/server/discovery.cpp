@@ -81,13 +81,9 @@ transport::HttpResponse HandlePolicy(ServerContext& ctx, const transport::HttpRe
   if (p.fault) return std::move(*p.fault);
   const soap::Message& m = *p.message;
   const std::string& relates = p.relates_to;
-  {
-    auto lock = ctx.store.Lock();
-    auto caller = AuthenticateEnrollment(ctx, m, peer.remote_address);
-    if (!caller.ok()) {
-      spdlog::info("GetPolicies refused: {}", caller.error().message());
-      return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);
-    }
+  if (auto caller = AuthenticateEnrollment(ctx, m, peer.remote_address); !caller.ok()) {
+    spdlog::info("GetPolicies refused: {}", caller.error().message());
+    return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);
   }
   soap::Envelope env(soap::AddressingNamespaces(),
                      AnswerAddressing(kGetPoliciesResponseAction, relates));

@@ -136,12 +136,12 @@ HttpResponse HandleEnrollment(ServerContext& ctx, const transport::HttpRequest& 
   if (!req.ok()) return SoapFault(400, "s:messageformat", req.error().message(), relates);
 
   Store& store = ctx.store;
-  auto lock = store.Lock();
   auto caller = AuthenticateEnrollment(ctx, m, peer.remote_address);
   if (!caller.ok()) {
     spdlog::info("enrollment of {} refused: {}", req->device_id, caller.error().message());
     return SoapFault(401, "s:authentication", "the credentials were not accepted", relates);
   }
+  auto lock = store.Lock();
   auto existing = store.FindDevice(req->device_id);
   if (!existing.ok()) return SoapFault(500, "s:internalservicefault", "internal error", relates);
   if (Status s = CheckTakeover(*existing, *caller, peer); !s.ok()) {

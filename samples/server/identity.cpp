@@ -120,13 +120,16 @@ transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRe
   SecretBytes password(form["password"]);
   std::string& password_field = form["password"];
   std::fill(password_field.begin(), password_field.end(), '\0');
-  auto lock = ctx.store.Lock();
   // A user signs in at their own tenant's page: federated tenants at the IdP only.
-  auto user = ctx.store.FindUser(upn);
+  Result<User> user = NotFound("no user");
   bool right_page = false;
-  if (user.ok()) {
-    auto tenant = ctx.store.TenantById(user->tenant_id);
-    right_page = tenant.ok() && tenant->federated == federated;
+  {
+    auto lock = ctx.store.Lock();
+    user = ctx.store.FindUser(upn);
+    if (user.ok()) {
+      auto tenant = ctx.store.TenantById(user->tenant_id);
+      right_page = tenant.ok() && tenant->federated == federated;
+    }
   }
   Status s = ctx.store.VerifyUser(right_page ? upn : std::string_view(), password, form["otp"],
                                   {.upn = upn, .address = peer.remote_address});
@@ -138,6 +141,7 @@ transport::HttpResponse HandleSignIn(ServerContext& ctx, const transport::HttpRe
     return HtmlResponse(401, SignInPage(title, action, upn, s.message(), appru));
   }
   if (!appru.empty()) {
+    auto lock = ctx.store.Lock();  // the store's Random is not thread-safe
     auto token = ctx.user_tokens.Issue(user->tenant_id, user->upn, ctx.store.Now(),
                                        std::chrono::minutes(10), ctx.store.random());
     if (!token.ok()) return StatusError(token.error());

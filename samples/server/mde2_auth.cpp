@@ -29,6 +29,7 @@ Result<EnrollCaller> ByPassword(ServerContext& ctx, const tinyxml2::XMLElement* 
   Store& store = ctx.store;
   DM_ASSIGN_OR_RETURN(
       User user, store.VerifyPassword(username, password, {.upn = username, .address = address}));
+  auto lock = store.Lock();
   DM_ASSIGN_OR_RETURN(Tenant tenant, store.TenantById(user.tenant_id));
   if (tenant.federated) {
     // A federated tenant's users prove themselves at the IdP (password and one-time code).
@@ -59,6 +60,7 @@ Result<EnrollCaller> ByToken(ServerContext& ctx, const tinyxml2::XMLElement* bst
   SecretBytes token(decoded->data(), decoded->size());
   std::fill(decoded->begin(), decoded->end(), 0);
   Store& store = ctx.store;
+  auto lock = store.Lock();
   if (crypto::LooksLikeJwt(token.view())) {
     DM_ASSIGN_OR_RETURN(UserTokenClaims claims, ctx.user_tokens.Verify(token.view(), store.Now()));
     auto user = store.FindUser(claims.upn);

@@ -31,7 +31,8 @@ struct EnrollCaller {
 
 // Reads the wsse:Security header. Unauthenticated for anything that does not prove a user of a
 // tenant (or the tenant's bulk token).
-// `address`: the request's source, for sign-in throttling of passwords (store.h).
+// `address`: the request's source, for sign-in throttling of passwords (store.h). Takes the
+// store lock itself (not held while a password is checked): callers must not hold it.
 Result<EnrollCaller> AuthenticateEnrollment(ServerContext& ctx, const soap::Message& message,
                                             std::string_view address);
 

@@ -81,7 +81,7 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
   }
 
   Store& store = ctx.store;
-  auto lock = store.Lock();
+  std::unique_lock<std::mutex> lock = store.Lock();
   auto device = DeviceOfPeer(store, peer);
   if (!device.ok()) return JsonError(403, "device_not_enrolled", device.error().message());
   auto tenant = store.TenantById(device->tenant_id);
@@ -96,6 +96,7 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
   // A user of another tenant is answered like a wrong password.
   auto user = store.FindUser(upn);
   const bool same_tenant = user.ok() && user->tenant_id == tenant->id;
+  lock.unlock();  // VerifyUser takes it around its reads only
   Status auth = store.VerifyUser(same_tenant ? upn : std::string_view(), password, totp,
                                  {.upn = upn, .address = peer.remote_address});
   if (auth.code() == Code::kResourceExhausted) {

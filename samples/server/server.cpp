@@ -303,10 +303,11 @@ Status InitState(const ServerOptions& options) {
 }
 
 Result<std::unique_ptr<Store>> OpenStore(const ServerOptions& options) {
-  return Store::Open(
-      PathsFor(options.state_dir).database,
-      Store::Options{
-          .clock = options.clock, .random = options.random, .password_kdf = options.password_kdf});
+  Store::Options store;
+  store.clock = options.clock;
+  store.random = options.random;
+  store.password_kdf = options.password_kdf;
+  return Store::Open(PathsFor(options.state_dir).database, std::move(store));
 }
 
 // ---- the server ----

@@ -241,13 +241,18 @@ constexpr char kTenantColumns[] =
     "poll_first_interval_min, poll_first_count, poll_second_interval_min, poll_second_count, "
     "poll_remaining_interval_min, enrollment_token_expires_at FROM tenants";
 
+std::string EncodeVerifier(const crypto::ScryptParams& params, std::span<const uint8_t> salt,
+                           std::span<const uint8_t> hash) {
+  return "scrypt$" + std::to_string(params.n) + "$" + std::to_string(params.r) + "$" +
+         std::to_string(params.p) + "$" + crypto::Base64Encode(salt) + "$" +
+         crypto::Base64Encode(hash);
+}
+
 Result<std::string> HashPassword(const SecretBytes& password, const crypto::ScryptParams& params,
                                  crypto::Random& random) {
   DM_ASSIGN_OR_RETURN(Bytes salt, random.Public(16));
   DM_ASSIGN_OR_RETURN(SecretBytes hash, crypto::Scrypt(password, salt, params));
-  return "scrypt$" + std::to_string(params.n) + "$" + std::to_string(params.r) + "$" +
-         std::to_string(params.p) + "$" + crypto::Base64Encode(salt) + "$" +
-         crypto::Base64Encode(hash.span());
+  return EncodeVerifier(params, salt, hash.span());
 }
 
 Status CheckPassword(const SecretBytes& password, std::string_view encoded) {
@@ -565,64 +570,84 @@ int64_t SignInDelaySeconds(int failures) {
   return std::min<int64_t>(int64_t{1} << doublings, 900);
 }
 
+// The sign-ins below take the lock themselves and drop it while scrypt runs (tens of
+// milliseconds by design), so one guessing client cannot stall every device's session.
+// Two racing attempts may both pass the throttle check; each is still noted.
+Result<User> Store::CheckPasswordOutsideLock(std::string_view upn, const SecretBytes& password,
+                                             const SignInAttempt& attempt) {
+  std::optional<User> user;
+  std::string verifier;
+  {
+    auto lock = Lock();
+    DM_RETURN_IF_ERROR(CheckSignInAllowed(attempt));
+    auto found = FindUser(upn);
+    if (found.ok()) {
+      user = std::move(*found);
+      verifier = user->password_hash;
+    } else if (found.error().code() != Code::kNotFound) {
+      return found.error();
+    } else {
+      // Same scrypt work as for a real user so timing does not reveal who exists: a verifier
+      // nothing matches.
+      DM_ASSIGN_OR_RETURN(Bytes salt, options_.random->Public(16));
+      verifier = EncodeVerifier(options_.password_kdf, salt, Bytes(32, 0));
+    }
+  }
+  const auto& check = options_.password_check ? options_.password_check : CheckPassword;
+  Status checked = check(password, verifier);
+  if (!user) {
+    spdlog::info("sign-in refused: unknown user");
+    return Unauthenticated("sign-in failed: wrong user name or password");
+  }
+  if (Status s = std::move(checked); !s.ok()) {
+    if (s.code() != Code::kUnauthenticated) return s;
+    spdlog::info("sign-in refused for {}: password", Printable(user->upn));
+    return Unauthenticated("sign-in failed: wrong user name or password");
+  }
+  return std::move(*user);
+}
+
 Result<User> Store::VerifyPassword(std::string_view upn, const SecretBytes& password,
                                    const SignInAttempt& attempt) {
-  DM_RETURN_IF_ERROR(CheckSignInAllowed(attempt));
-  auto user = VerifyPasswordUnthrottled(upn, password);
+  auto user = CheckPasswordOutsideLock(upn, password, attempt);
+  auto lock = Lock();
   if (user.ok() || user.error().code() == Code::kUnauthenticated) {
     DM_RETURN_IF_ERROR(NoteSignIn(attempt, user.ok()));
   }
   return user;
 }
 
-Result<User> Store::VerifyPasswordUnthrottled(std::string_view upn, const SecretBytes& password) {
-  auto user = FindUser(upn);
-  if (!user.ok()) {
-    if (user.error().code() != Code::kNotFound) return user.error();
-    // Same scrypt work as for a real user so timing does not reveal who exists.
-    (void)HashPassword(password, options_.password_kdf, *options_.random);
-    spdlog::info("sign-in refused: unknown user");
-    return Unauthenticated("sign-in failed: wrong user name or password");
-  }
-  if (Status s = CheckPassword(password, user->password_hash); !s.ok()) {
-    if (s.code() != Code::kUnauthenticated) return s;
-    spdlog::info("sign-in refused for {}: password", user->upn);
-    return Unauthenticated("sign-in failed: wrong user name or password");
-  }
-  return user;
-}
-
 Status Store::VerifyUser(std::string_view upn, const SecretBytes& password,
                          std::string_view totp_code, const SignInAttempt& attempt) {
-  DM_RETURN_IF_ERROR(CheckSignInAllowed(attempt));
-  Status s = VerifyUserUnthrottled(upn, password, totp_code);
-  if (s.ok() || s.code() == Code::kUnauthenticated) DM_RETURN_IF_ERROR(NoteSignIn(attempt, s.ok()));
-  return s;
-}
-
-Status Store::VerifyUserUnthrottled(std::string_view upn, const SecretBytes& password,
-                                    std::string_view totp_code) {
   // One answer for every failure, as the local PIN reset service gives: which factor failed
   // goes to the log only, so the endpoint cannot be used to probe passwords or user names.
   const Status failed =
       Unauthenticated("sign-in failed: wrong user name, password or verification code");
-  auto user = VerifyPasswordUnthrottled(upn, password);
-  if (!user.ok()) return user.error().code() == Code::kUnauthenticated ? failed : user.error();
+  auto user = CheckPasswordOutsideLock(upn, password, attempt);
+  auto lock = Lock();
+  Status s = user.ok() ? CheckTotpLocked(upn, totp_code) : user.error();
+  if (s.ok() || s.code() == Code::kUnauthenticated) DM_RETURN_IF_ERROR(NoteSignIn(attempt, s.ok()));
+  return s.code() == Code::kUnauthenticated ? failed : s;
+}
+
+Status Store::CheckTotpLocked(std::string_view upn, std::string_view totp_code) {
+  // Re-read: another sign-in may have spent a step while scrypt ran.
+  DM_ASSIGN_OR_RETURN(User user, FindUser(upn));
   constexpr int64_t kStep = 30;
   const int64_t now_step = Now() / kStep;
   int64_t accepted = -1;
   for (int64_t step = now_step - 1; step <= now_step + 1; ++step) {
     DM_ASSIGN_OR_RETURN(std::string code,
-                        crypto::Totp(user->totp_secret, FromUnixSeconds(step * kStep)));
+                        crypto::Totp(user.totp_secret, FromUnixSeconds(step * kStep)));
     if (code.size() == totp_code.size() &&
         CRYPTO_memcmp(code.data(), totp_code.data(), code.size()) == 0 &&
-        step > user->last_totp_step) {  // a code is accepted once
+        step > user.last_totp_step) {  // a code is accepted once
       accepted = step;
     }
   }
   if (accepted < 0) {
-    spdlog::info("sign-in refused for {}: verification code", user->upn);
-    return failed;
+    spdlog::info("sign-in refused for {}: verification code", Printable(user.upn));
+    return Unauthenticated("wrong verification code");
   }
   return db_->Run("UPDATE users SET last_totp_step = ? WHERE upn = ?", accepted, upn);
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -118,6 +119,9 @@ class Store {
     const Clock* clock = &Clock::System();
     crypto::Random* random = &crypto::OsRandom();
     crypto::ScryptParams password_kdf = crypto::ScryptParams::Strong();
+    // Checks a password against its stored verifier; empty: scrypt. A seam for the test that
+    // proves the check runs outside Lock().
+    std::function<Status(const SecretBytes& password, std::string_view verifier)> password_check;
   };
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& db_path, Options options);
 
@@ -160,6 +164,7 @@ class Store {
   // failure (the log says which factor failed).
   // Throttled (below): ResourceExhausted while the attempt must wait or the user is locked;
   // each failure and success is noted for the attempt's name and address.
+  // Both take Lock() themselves and release it while scrypt runs: callers must not hold it.
   Status VerifyUser(std::string_view upn, const SecretBytes& password, std::string_view totp_code,
                     const SignInAttempt& attempt);
   // The password alone (MS-MDE2 OnPremise): the user, or one Unauthenticated for any failure.
@@ -199,9 +204,10 @@ class Store {
   Store(std::unique_ptr<storage::Database> db, Options options)
       : db_(std::move(db)), options_(options) {}
   Result<int64_t> GroupId(std::string_view tenant_id, std::string_view name, GroupKind* kind);
-  Result<User> VerifyPasswordUnthrottled(std::string_view upn, const SecretBytes& password);
-  Status VerifyUserUnthrottled(std::string_view upn, const SecretBytes& password,
-                               std::string_view totp_code);
+  // Throttle check and scrypt, not noted; takes Lock() only around the database reads.
+  Result<User> CheckPasswordOutsideLock(std::string_view upn, const SecretBytes& password,
+                                        const SignInAttempt& attempt);
+  Status CheckTotpLocked(std::string_view upn, std::string_view totp_code);
 
   std::mutex mu_;
   std::unique_ptr<storage::Database> db_;
