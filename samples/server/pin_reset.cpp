@@ -81,7 +81,7 @@ transport::HttpResponse SignInAndMaybeRecover(ServerContext& ctx,
   }
 
   Store& store = ctx.store;
-  std::unique_lock<std::mutex> lock = store.Lock();
+  auto lock = store.Lock();
   auto device = DeviceOfPeer(store, peer);
   if (!device.ok()) return JsonError(403, "device_not_enrolled", device.error().message());
   auto tenant = store.TenantById(device->tenant_id);

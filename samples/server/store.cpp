@@ -599,8 +599,8 @@ Result<User> Store::CheckPasswordOutsideLock(std::string_view upn, const SecretB
     spdlog::info("sign-in refused: unknown user");
     return Unauthenticated("sign-in failed: wrong user name or password");
   }
-  if (Status s = std::move(checked); !s.ok()) {
-    if (s.code() != Code::kUnauthenticated) return s;
+  if (!checked.ok()) {
+    if (checked.code() != Code::kUnauthenticated) return checked;
     spdlog::info("sign-in refused for {}: password", Printable(user->upn));
     return Unauthenticated("sign-in failed: wrong user name or password");
   }

@@ -2,11 +2,11 @@
 #include "samples/server/store.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
 #include <future>
-#include <thread>
 
 #include "base/crypto.h"
 
@@ -20,11 +20,9 @@ constexpr char kTenantId[] = "6c9f0a2e-3b1d-4e8f-9a7c-2d5e8f1b3c4a";
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dm_store_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    std::string tmpl = (fs::temp_directory_path() / "dm_store_test_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
   }
   void TearDown() override { fs::remove_all(dir_); }
 
