@@ -6,10 +6,14 @@
 //     wrapped by: KEK = scrypt(PIN, salt)            -> pin_wrapped_master
 //                 protector (32 random bytes)        -> protector_wrapped_master
 //   protector stored only as RSA-OAEP(service public key) -> encrypted_protector
+// The PIN wrap is sealed once more under the device's KeySealer (machine.key today), and the
+// retry counter is MACed under it: the database alone gives no PIN oracle, and an edited
+// counter reads as locked (SECURITY.md, "Stolen disk or copy of the database").
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "container/container.h"
 #include "container/container_internal.h"
@@ -25,6 +29,13 @@ constexpr size_t kVerifierSize = 32;
 constexpr int kMaxHistory = 50;
 constexpr char kDeviceServiceKey[] = "pin_reset_service_key";
 constexpr char kDeviceAllowList[] = "web_signin_allowed_urls";
+// container.seal_version: 0 = written before the key sealer (unsealed PIN wrap, no counter
+// MAC), 1 = sealed.
+constexpr int kUnsealed = 0;
+constexpr int kSealed = 1;
+// An unsealed PIN wrap: AES-GCM nonce, the 32-byte master key, tag.
+constexpr size_t kLegacyWrapSize =
+    crypto::kGcmNonceSize + crypto::kAesKeySize + crypto::kGcmTagSize;
 
 std::string_view KindText(ResetKind k) {
   return k == ResetKind::kDestructive ? "destructive" : "non-destructive";
@@ -56,6 +67,8 @@ struct Row {
   std::optional<Bytes> protector_wrapped_master;
   std::optional<std::string> protector_key_sha256;
   std::optional<int64_t> protector_created_at;
+  int seal_version = kSealed;
+  std::optional<Bytes> counter_mac;
 };
 
 constexpr char kRowColumns[] =
@@ -63,7 +76,7 @@ constexpr char kRowColumns[] =
     "issuer_cn, self_signed, not_before, not_after, created_at, pin_salt, pin_kdf_n, pin_kdf_r, "
     "pin_kdf_p, pin_wrapped_master, pin_set_at, history_salt, sealed_history, failed_attempts, "
     "lockouts, locked_until, encrypted_protector, protector_wrapped_master, "
-    "protector_key_sha256, protector_created_at";
+    "protector_key_sha256, protector_created_at, seal_version, counter_mac";
 
 std::optional<Bytes> OptBlob(const storage::Statement& st, int col) {
   if (st.IsNull(col)) return std::nullopt;
@@ -101,6 +114,8 @@ Row ReadRow(const storage::Statement& st) {
   r.protector_wrapped_master = OptBlob(st, 23);
   r.protector_key_sha256 = st.OptText(24);
   r.protector_created_at = OptInt(st, 25);
+  r.seal_version = static_cast<int>(st.Int(26));
+  r.counter_mac = OptBlob(st, 27);
   return r;
 }
 
@@ -119,15 +134,37 @@ void BindOptInt(storage::Statement& st, int i, const std::optional<int64_t>& v) 
   }
 }
 
+// What counter_mac authenticates: the counters, bound to the user and the container's key id.
+std::string CounterMacData(const Row& r) {
+  return AssociatedData(internal::kPurposeCounters, r.user, r.ngc_key_id) + "\n" +
+         std::to_string(r.failed_attempts) + "\n" + std::to_string(r.lockouts) + "\n" +
+         (r.locked_until ? std::to_string(*r.locked_until) : "-");
+}
+
+// Whether the counters are the ones this device wrote. A row from before sealing has no MAC:
+// its counters are taken as they are if its wrap has the old size (a sealed wrap relabelled as
+// old does not), and the store seals it before any PIN is tried.
+bool CountersVerify(KeySealer& sealer, const Row& r) {
+  if (r.seal_version == kUnsealed) return r.pin_wrapped_master.size() == kLegacyWrapSize;
+  return r.counter_mac && sealer.VerifyMac(CounterMacData(r), *r.counter_mac).ok();
+}
+
+std::string PinSealContext(const Row& r) {
+  return AssociatedData(internal::kPurposePinSeal, r.user, r.ngc_key_id);
+}
+
 // INSERT OR REPLACE of a whole row: used for provisioning and destructive reset, where every
-// column is new, and for updates, where the caller changed the fields it meant to.
-Status WriteRow(storage::Database& db, const Row& r) {
+// column is new, and for updates, where the caller changed the fields it meant to. The counter
+// MAC is computed here, so every write of a row authenticates the counters it writes.
+Status WriteRow(storage::Database& db, KeySealer& sealer, Row& r) {
+  if (r.seal_version != kSealed) return Internal("container row written without its seal");
+  DM_ASSIGN_OR_RETURN(Bytes mac, sealer.Mac(CounterMacData(r)));
   DM_ASSIGN_OR_RETURN(
       storage::Statement st,
       db.Prepare(
           std::string("INSERT OR REPLACE INTO container (") + kRowColumns +
           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "?, ?)"));
+          "?, ?, ?, ?)"));
   st.Bind(1, std::string_view(r.user))
       .Bind(2, std::string_view(r.ngc_key_id))
       .Bind(3, std::string_view(r.public_key_pem));
@@ -149,7 +186,42 @@ Status WriteRow(storage::Database& db, const Row& r) {
   BindOptBlob(st, 24, r.protector_wrapped_master);
   st.Bind(25, r.protector_key_sha256);
   BindOptInt(st, 26, r.protector_created_at);
-  return st.Run();
+  st.Bind(27, r.seal_version).BindBlob(28, mac);
+  DM_RETURN_IF_ERROR(st.Run());
+  r.counter_mac = std::move(mac);
+  return Status::Ok();
+}
+
+// Writes the counters of `r` and their MAC, nothing else.
+Status WriteCounters(storage::Database& db, KeySealer& sealer, Row& r) {
+  DM_ASSIGN_OR_RETURN(Bytes mac, sealer.Mac(CounterMacData(r)));
+  DM_ASSIGN_OR_RETURN(storage::Statement st,
+                      db.Prepare("UPDATE container SET failed_attempts = ?, lockouts = ?, "
+                                 "locked_until = ?, counter_mac = ? WHERE user = ?"));
+  st.Bind(1, r.failed_attempts).Bind(2, r.lockouts);
+  BindOptInt(st, 3, r.locked_until);
+  st.BindBlob(4, mac).Bind(5, std::string_view(r.user));
+  DM_RETURN_IF_ERROR(st.Run());
+  r.counter_mac = std::move(mac);
+  return Status::Ok();
+}
+
+// Upgrade of a row from before sealing: its PIN wrap is sealed under the device key and its
+// counters, as they are, get a MAC. Needs no PIN, so the store does it when it opens.
+Status SealLegacyRow(storage::Database& db, KeySealer& sealer, Row& r) {
+  if (r.seal_version != kUnsealed) return Status::Ok();
+  const bool genuine = r.pin_wrapped_master.size() == kLegacyWrapSize;
+  DM_ASSIGN_OR_RETURN(Bytes sealed, sealer.Seal(r.pin_wrapped_master, PinSealContext(r)));
+  r.pin_wrapped_master = std::move(sealed);
+  r.seal_version = kSealed;
+  DM_RETURN_IF_ERROR(WriteRow(db, sealer, r));
+  if (genuine) return Status::Ok();
+  // Not an old wrap of a master key: a sealed row relabelled as old to get fresh counters.
+  // Its counters stay unauthenticated, so it reads as locked until a PIN reset.
+  spdlog::warn("container '{}': marked as unsealed but its PIN wrap is not one; PIN entry locked",
+               r.user);
+  r.counter_mac.reset();
+  return db.Run("UPDATE container SET counter_mac = NULL WHERE user = ?", std::string_view(r.user));
 }
 
 Result<std::optional<Row>> LoadRow(storage::Database& db, std::string_view user) {
@@ -269,7 +341,8 @@ std::string_view ResetKindName(ResetKind k) { return KindText(k); }
 // database and options without widening the public header.
 class StoreImpl {
  public:
-  StoreImpl(storage::Database& db, const StoreOptions& o) : db_(db), o_(o) {}
+  StoreImpl(storage::Database& db, KeySealer& sealer, const StoreOptions& o)
+      : db_(db), sealer_(sealer), o_(o) {}
 
   Result<AppliedPolicy> PolicyOrDefault(std::string_view user);
   Result<std::optional<AppliedPolicy>> LoadPolicy(std::string_view user);
@@ -299,9 +372,24 @@ class StoreImpl {
                      std::string_view new_thumbprint, TimePoint at);
   Result<ContainerInfo> Info(std::string_view user);
 
+  // The row for a PIN operation; a row from before sealing is sealed first.
+  Result<std::optional<Row>> LoadForUse(std::string_view user);
+
   storage::Database& db_;
+  KeySealer& sealer_;
   const StoreOptions& o_;
 };
+
+Result<std::optional<Row>> StoreImpl::LoadForUse(std::string_view user) {
+  DM_ASSIGN_OR_RETURN(std::optional<Row> row, LoadRow(db_, user));
+  if (row && row->seal_version == kUnsealed) {
+    DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
+    DM_RETURN_IF_ERROR(SealLegacyRow(db_, sealer_, *row));
+    DM_RETURN_IF_ERROR(tx.Commit());
+    spdlog::info("container '{}': sealed under the device key", row->user);
+  }
+  return row;
+}
 
 Result<std::optional<AppliedPolicy>> StoreImpl::LoadPolicy(std::string_view user) {
   DM_ASSIGN_OR_RETURN(
@@ -334,10 +422,13 @@ Status StoreImpl::WrapUnderPin(Row& row, const SecretBytes& pin, const SecretByt
   DM_ASSIGN_OR_RETURN(row.pin_salt, o_.random->Public(kSaltSize));
   row.pin_kdf = o_.kdf;
   DM_ASSIGN_OR_RETURN(SecretBytes kek, crypto::Scrypt(pin, row.pin_salt, row.pin_kdf));
-  DM_ASSIGN_OR_RETURN(row.pin_wrapped_master, crypto::Seal(kek, master.span(),
-                                                           AssociatedData(internal::kPurposePinWrap,
-                                                                          row.user, row.ngc_key_id),
-                                                           *o_.random));
+  DM_ASSIGN_OR_RETURN(Bytes wrapped, crypto::Seal(kek, master.span(),
+                                                  AssociatedData(internal::kPurposePinWrap,
+                                                                 row.user, row.ngc_key_id),
+                                                  *o_.random));
+  // Sealed under the device key too: without it nobody can test a PIN guess against the wrap.
+  DM_ASSIGN_OR_RETURN(row.pin_wrapped_master, sealer_.Seal(wrapped, PinSealContext(row)));
+  row.seal_version = kSealed;
   row.pin_set_at = ToUnixSeconds(o_.clock->Now());
   return Status::Ok();
 }
@@ -455,25 +546,48 @@ void StoreImpl::MaybeArmProtector(Row& row, const SecretBytes& master, const App
 
 Result<StoreImpl::Unlocked> StoreImpl::Unlock(std::string_view user, const SecretBytes& pin) {
   DM_RETURN_IF_ERROR(internal::ValidateUserName(user));
-  DM_ASSIGN_OR_RETURN(std::optional<Row> loaded, LoadRow(db_, user));
-  if (!loaded) return NoContainer(user);
-  Row row = std::move(*loaded);
   const TimePoint now = o_.clock->Now();
   const int64_t now_s = ToUnixSeconds(now);
+  // Read, check and count in one write transaction, so concurrent processes cannot both count
+  // from the same value.
+  DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
+  DM_ASSIGN_OR_RETURN(std::optional<Row> loaded, LoadForUse(user));
+  if (!loaded) return NoContainer(user);
+  Row row = std::move(*loaded);
+  // A refusal still commits, so a row sealed just now stays sealed.
+  auto refuse = [&tx](Status why) -> Status {
+    DM_RETURN_IF_ERROR(tx.Commit());
+    return why;
+  };
+  // Counters this device did not write read as locked, never as reset. Only a PIN reset (which
+  // rewrites them) gets the user out; no PIN is tried, so this is no oracle either.
+  if (!CountersVerify(sealer_, row)) {
+    spdlog::warn("container '{}': the PIN retry counter does not verify; PIN entry locked",
+                 row.user);
+    return refuse(FailedPrecondition(
+        "PIN entry for '" + row.user +
+        "' is locked: its retry counter does not verify under this device's key (the database "
+        "was edited, or comes from another device); a PIN reset unlocks it"));
+  }
   if (row.locked_until && *row.locked_until > now_s) {
-    return FailedPrecondition("PIN entry for '" + row.user + "' is locked until " +
-                              FormatUtc(FromUnixSeconds(*row.locked_until)) +
-                              " after too many incorrect PINs");
+    return refuse(FailedPrecondition("PIN entry for '" + row.user + "' is locked until " +
+                                     FormatUtc(FromUnixSeconds(*row.locked_until)) +
+                                     " after too many incorrect PINs"));
+  }
+  auto wrapped = sealer_.Open(row.pin_wrapped_master, PinSealContext(row));
+  if (!wrapped.ok()) {
+    return refuse(Corruption("the Windows Hello container of '" + row.user +
+                             "' does not open with this device's key (the database was edited, "
+                             "or comes from another device); a PIN reset replaces it"));
   }
   // Count the attempt before checking it, so killing the process mid-check cannot give an
   // attacker free guesses.
-  DM_RETURN_IF_ERROR(
-      db_.Run("UPDATE container SET failed_attempts = failed_attempts + 1 WHERE user = ?",
-              std::string_view(row.user)));
   row.failed_attempts += 1;
+  DM_RETURN_IF_ERROR(WriteCounters(db_, sealer_, row));
+  DM_RETURN_IF_ERROR(tx.Commit());
 
   DM_ASSIGN_OR_RETURN(SecretBytes kek, crypto::Scrypt(pin, row.pin_salt, row.pin_kdf));
-  auto master = crypto::Open(kek, row.pin_wrapped_master,
+  auto master = crypto::Open(kek, wrapped->span(),
                              AssociatedData(internal::kPurposePinWrap, row.user, row.ngc_key_id));
   if (!master.ok()) {
     if (master.status().code() != Code::kUnauthenticated) return master.status();
@@ -485,13 +599,13 @@ Result<StoreImpl::Unlocked> StoreImpl::Unlock(std::string_view user, const Secre
                              (left == 1 ? " attempt" : " attempts") + " left");
     }
     // Past the limit every wrong PIN locks again, each time twice as long.
-    const int lockouts = row.lockouts + 1;
+    row.lockouts += 1;
     std::chrono::seconds d = o_.lockout;
-    for (int i = 1; i < lockouts && d < o_.max_lockout; ++i) d *= 2;
+    for (int i = 1; i < row.lockouts && d < o_.max_lockout; ++i) d *= 2;
     d = std::min(d, o_.max_lockout);
     const int64_t until = now_s + d.count();
-    DM_RETURN_IF_ERROR(db_.Run("UPDATE container SET lockouts = ?, locked_until = ? WHERE user = ?",
-                               lockouts, until, std::string_view(row.user)));
+    row.locked_until = until;
+    DM_RETURN_IF_ERROR(WriteCounters(db_, sealer_, row));
     spdlog::warn("container '{}': {} incorrect PINs; PIN entry locked for {}", row.user,
                  row.failed_attempts, FormatDuration(d));
     return Unauthenticated("incorrect PIN; PIN entry is locked for " + FormatDuration(d) +
@@ -500,9 +614,7 @@ Result<StoreImpl::Unlocked> StoreImpl::Unlock(std::string_view user, const Secre
   row.failed_attempts = 0;
   row.lockouts = 0;
   row.locked_until.reset();
-  DM_RETURN_IF_ERROR(db_.Run(
-      "UPDATE container SET failed_attempts = 0, lockouts = 0, locked_until = NULL WHERE user = ?",
-      std::string_view(row.user)));
+  DM_RETURN_IF_ERROR(WriteCounters(db_, sealer_, row));
 
   Unlocked out{std::move(row), std::move(*master), {}};
   DM_ASSIGN_OR_RETURN(AppliedPolicy policy, PolicyOrDefault(user));
@@ -528,7 +640,7 @@ Result<StoreImpl::Unlocked> StoreImpl::Unlock(std::string_view user, const Secre
   const bool had = out.row.encrypted_protector.has_value();
   MaybeArmProtector(out.row, out.master, policy, /*force_rotate=*/false);
   if (out.row.encrypted_protector.has_value() != had || out.row.protector_key_sha256 != before) {
-    DM_RETURN_IF_ERROR(WriteRow(db_, out.row));
+    DM_RETURN_IF_ERROR(WriteRow(db_, sealer_, out.row));
   }
   return out;
 }
@@ -583,8 +695,11 @@ Result<ContainerInfo> StoreImpl::Info(std::string_view user) {
   info.not_after = FromUnixSeconds(row->not_after);
   info.protector_present = row->encrypted_protector.has_value();
   info.failed_attempts = row->failed_attempts;
-  info.locked_out = row->locked_until && *row->locked_until > now_s;
-  if (info.locked_out) info.locked_until = FromUnixSeconds(*row->locked_until);
+  info.counter_verified = CountersVerify(sealer_, *row);
+  info.locked_out = !info.counter_verified || (row->locked_until && *row->locked_until > now_s);
+  if (info.counter_verified && info.locked_out) {
+    info.locked_until = FromUnixSeconds(*row->locked_until);
+  }
   const int max = std::max(1, o_.max_pin_attempts);
   info.retries_left = info.locked_out ? 0 : std::max(1, max - row->failed_attempts);
   info.pin_set_at = FromUnixSeconds(row->pin_set_at);
@@ -626,8 +741,8 @@ Result<ContainerInfo> StoreImpl::Info(std::string_view user) {
 }
 
 // ---------------------------------------------------------------------------------------------
-ContainerStore::ContainerStore(storage::Database& db, StoreOptions options)
-    : db_(db), options_(options) {
+ContainerStore::ContainerStore(storage::Database& db, KeySealer& sealer, StoreOptions options)
+    : db_(db), sealer_(sealer), options_(options) {
   if (options_.clock == nullptr) options_.clock = &Clock::System();
   if (options_.random == nullptr) options_.random = &crypto::OsRandom();
 }
@@ -635,7 +750,7 @@ ContainerStore::ContainerStore(storage::Database& db, StoreOptions options)
 Result<bool> ContainerStore::ApplyPolicy(std::string_view user, const AppliedPolicy& policy) {
   DM_RETURN_IF_ERROR(internal::ValidateUserName(user));
   DM_RETURN_IF_ERROR(ResolvePinRules(policy.complexity).status());
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
   DM_ASSIGN_OR_RETURN(std::optional<AppliedPolicy> old, impl.LoadPolicy(user));
   const bool changed = !old || *old != policy;
@@ -687,7 +802,7 @@ Result<bool> ContainerStore::ApplyPolicy(std::string_view user, const AppliedPol
 
 Result<AppliedPolicy> ContainerStore::GetAppliedPolicy(std::string_view user) {
   DM_RETURN_IF_ERROR(internal::ValidateUserName(user));
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(std::optional<AppliedPolicy> p, impl.LoadPolicy(user));
   if (!p) return NotFound("no container policy applied for user '" + std::string(user) + "'");
   return *p;
@@ -742,7 +857,7 @@ Status ContainerStore::NavigateWebSignIn(std::string_view url) {
 
 Result<ContainerInfo> ContainerStore::Provision(std::string_view user, const SecretBytes& pin) {
   DM_RETURN_IF_ERROR(internal::ValidateUserName(user));
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(AppliedPolicy policy, impl.PolicyOrDefault(user));
   if (!policy.hello_enabled) {
     return FailedPrecondition(
@@ -766,7 +881,7 @@ Result<ContainerInfo> ContainerStore::Provision(std::string_view user, const Sec
   SecretBytes master;
   DM_ASSIGN_OR_RETURN(Row row, impl.NewContainer(user, pin, policy, master));
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_RETURN_IF_ERROR(WriteRow(db_, row));
+  DM_RETURN_IF_ERROR(WriteRow(db_, sealer_, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("container '{}': provisioned key {} certificate {}", row.user, row.ngc_key_id,
                row.thumbprint);
@@ -774,14 +889,14 @@ Result<ContainerInfo> ContainerStore::Provision(std::string_view user, const Sec
 }
 
 Result<UnlockResult> ContainerStore::Unlock(std::string_view user, const SecretBytes& pin) {
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(StoreImpl::Unlocked u, impl.Unlock(user, pin));
   return u.result;
 }
 
 Result<Bytes> ContainerStore::Sign(std::string_view user, const SecretBytes& pin,
                                    std::span<const uint8_t> data) {
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(StoreImpl::Unlocked u, impl.Unlock(user, pin));
   auto key =
       crypto::Open(u.master, u.row.sealed_private_key,
@@ -792,7 +907,7 @@ Result<Bytes> ContainerStore::Sign(std::string_view user, const SecretBytes& pin
 
 Status ContainerStore::ChangePin(std::string_view user, const SecretBytes& old_pin,
                                  const SecretBytes& new_pin) {
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(StoreImpl::Unlocked u, impl.Unlock(user, old_pin));
   DM_ASSIGN_OR_RETURN(AppliedPolicy policy, impl.PolicyOrDefault(user));
   DM_ASSIGN_OR_RETURN(PinRules rules, ResolvePinRules(policy.complexity));
@@ -823,7 +938,7 @@ Status ContainerStore::ChangePin(std::string_view user, const SecretBytes& old_p
   DM_RETURN_IF_ERROR(impl.WrapUnderPin(row, new_pin, u.master));
   impl.MaybeArmProtector(row, u.master, policy, /*force_rotate=*/false);
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_RETURN_IF_ERROR(WriteRow(db_, row));
+  DM_RETURN_IF_ERROR(WriteRow(db_, sealer_, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("container '{}': PIN changed", row.user);
   return Status::Ok();
@@ -833,7 +948,7 @@ Status ContainerStore::ResetPinNonDestructive(std::string_view user, PinResetSer
                                               const ResetCredentials& credentials,
                                               const SecretBytes& new_pin) {
   DM_RETURN_IF_ERROR(internal::ValidateUserName(user));
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(std::optional<Row> loaded, LoadRow(db_, user));
   if (!loaded) return NoContainer(user);
   Row row = std::move(*loaded);
@@ -889,7 +1004,7 @@ Status ContainerStore::ResetPinNonDestructive(std::string_view user, PinResetSer
 
   const TimePoint now = options_.clock->Now();
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_RETURN_IF_ERROR(WriteRow(db_, row));
+  DM_RETURN_IF_ERROR(WriteRow(db_, sealer_, row));
   DM_RETURN_IF_ERROR(impl.RecordReset(user, ResetKind::kNonDestructive, old_row, thumbprint, now));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("container '{}': non-destructive PIN reset; key {} kept, protector rotated",
@@ -902,7 +1017,7 @@ Result<ContainerInfo> ContainerStore::ResetPinDestructive(std::string_view user,
                                                           const ResetCredentials& credentials,
                                                           const SecretBytes& new_pin) {
   DM_RETURN_IF_ERROR(internal::ValidateUserName(user));
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   DM_ASSIGN_OR_RETURN(std::optional<Row> loaded, LoadRow(db_, user));
   if (!loaded) return NoContainer(user);
   DM_ASSIGN_OR_RETURN(AppliedPolicy policy, impl.PolicyOrDefault(user));
@@ -927,7 +1042,7 @@ Result<ContainerInfo> ContainerStore::ResetPinDestructive(std::string_view user,
   DM_ASSIGN_OR_RETURN(Row row, impl.NewContainer(user, new_pin, policy, master));
   const TimePoint now = options_.clock->Now();
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_RETURN_IF_ERROR(WriteRow(db_, row));  // replaces the old row: old keys are gone
+  DM_RETURN_IF_ERROR(WriteRow(db_, sealer_, row));  // replaces the old row: old keys are gone
   DM_RETURN_IF_ERROR(impl.RecordReset(user, ResetKind::kDestructive, *loaded, row.thumbprint, now));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::warn(
@@ -938,8 +1053,27 @@ Result<ContainerInfo> ContainerStore::ResetPinDestructive(std::string_view user,
 }
 
 Result<ContainerInfo> ContainerStore::Info(std::string_view user) {
-  StoreImpl impl(db_, options_);
+  StoreImpl impl(db_, sealer_, options_);
   return impl.Info(user);
+}
+
+Result<int> ContainerStore::SealLegacyContainers() {
+  DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
+  DM_ASSIGN_OR_RETURN(storage::Statement st, db_.Prepare(std::string("SELECT ") + kRowColumns +
+                                                         " FROM container WHERE seal_version = ?"));
+  st.Bind(1, kUnsealed);
+  std::vector<Row> rows;
+  while (true) {
+    DM_ASSIGN_OR_RETURN(bool has, st.Step());
+    if (!has) break;
+    rows.push_back(ReadRow(st));
+  }
+  for (Row& row : rows) {
+    DM_RETURN_IF_ERROR(SealLegacyRow(db_, sealer_, row));
+    spdlog::info("container '{}': sealed under the device key", row.user);
+  }
+  DM_RETURN_IF_ERROR(tx.Commit());
+  return static_cast<int>(rows.size());
 }
 
 Result<std::vector<std::string>> ContainerStore::Users() {

@@ -2,9 +2,10 @@
 // decisions 4 and 7), kept in the agent's SQLite database.
 //
 // Secrets at rest: a random 256-bit master key per container seals the Hello private key.
-// The master key is stored only wrapped: under scrypt(PIN) and, when PIN recovery is on,
-// under the PIN reset protector (a random 256-bit AES key stored only RSA-OAEP-encrypted to
-// the PIN reset service's public key). The PIN itself is never stored.
+// The master key is stored only wrapped: under scrypt(PIN), sealed again under the device's
+// KeySealer (key_sealer.h), and, when PIN recovery is on, under the PIN reset protector (a
+// random 256-bit AES key stored only RSA-OAEP-encrypted to the PIN reset service's public key).
+// The retry counter is MACed under the KeySealer. The PIN itself is never stored.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "base/pki.h"
 #include "base/secret.h"
 #include "base/status.h"
+#include "container/key_sealer.h"
 #include "storage/database.h"
 
 namespace dm::container {
@@ -185,6 +187,9 @@ struct ContainerInfo {
   std::string can_reset_reason;
   int failed_attempts = 0;
   int retries_left = 0;
+  // false: the retry counter does not verify under this device's key (edited, or another
+  // device's database); the container then reads as locked until a PIN reset.
+  bool counter_verified = true;
   bool locked_out = false;
   std::optional<TimePoint> locked_until;
   TimePoint pin_set_at;
@@ -216,10 +221,15 @@ struct StoreOptions {
 };
 
 // All containers of the device plus the device-wide container settings. Works on a Database
-// opened with storage::AgentSchema(); not owned, must outlive the store. Not thread-safe.
+// opened with storage::AgentSchema(); it and `sealer` are not owned and must outlive the store.
+// Not thread-safe.
 class ContainerStore {
  public:
-  ContainerStore(storage::Database& db, StoreOptions options);
+  ContainerStore(storage::Database& db, KeySealer& sealer, StoreOptions options);
+
+  // Seals every container written before the key sealer existed (no PIN needed; their counters
+  // are MACed as they are). Returns how many. PIN operations also seal such a row first.
+  Result<int> SealLegacyContainers();
 
   // ---- policy (written by the policy engine) ----
   // Records what policy says for `user` (whether or not a container exists). Returns true
@@ -270,6 +280,7 @@ class ContainerStore {
 
  private:
   storage::Database& db_;
+  KeySealer& sealer_;
   StoreOptions options_;
 };
 

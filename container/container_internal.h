@@ -15,6 +15,9 @@ inline constexpr char kPurposePrivateKey[] = "dmagent/container/v1/private-key";
 inline constexpr char kPurposePinWrap[] = "dmagent/container/v1/pin-wrap";
 inline constexpr char kPurposeProtectorWrap[] = "dmagent/container/v1/protector-wrap";
 inline constexpr char kPurposeHistory[] = "dmagent/container/v1/pin-history";
+// Under the device's KeySealer: the PIN wrap (sealed again) and the retry counter's MAC.
+inline constexpr char kPurposePinSeal[] = "dmagent/container/v1/pin-wrap-seal";
+inline constexpr char kPurposeCounters[] = "dmagent/container/v1/pin-counters";
 
 // purpose \n <len>:user \n ngc_key_id — length-prefixed so no user name can forge another.
 std::string AssociatedData(std::string_view purpose, std::string_view user,

@@ -1,6 +1,7 @@
 #include "container/container.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <iterator>
 
 #include "container/container_internal.h"
+#include "container/key_sealer_test_support.h"
 #include "container/local_pin_reset_service.h"
 #include "storage/schema.h"
 
@@ -76,7 +78,7 @@ class ContainerTest : public ::testing::Test {
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     db_ = std::move(*db);
     store_ = std::make_unique<ContainerStore>(
-        *db_,
+        *db_, sealer_,
         StoreOptions{.clock = &clock_, .kdf = crypto::ScryptParams::ForTests(), .issuer = issuer});
   }
 
@@ -101,6 +103,39 @@ class ContainerTest : public ::testing::Test {
     auto info = store_->Info(user);
     EXPECT_TRUE(info.ok()) << info.status().ToString();
     return info.ok() ? *info : ContainerInfo{};
+  }
+
+  // Runs `sql` on the database file through a second, plain SQLite connection: what anyone who
+  // can write the file can do, bypassing the store.
+  void EditFile(const std::string& sql) {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open_v2((dir_ / "dmagent.db").c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr),
+              SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err != nullptr ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(raw);
+  }
+
+  // What an attacker holding only the database computes to test a PIN guess: scrypt(PIN, salt)
+  // and the AES-GCM tag of the stored PIN wrap. True when the guess is confirmed.
+  bool OfflineGuessOpens(std::string_view user, std::string_view pin) {
+    auto st = db_->Prepare(
+        "SELECT pin_salt, pin_kdf_n, pin_kdf_r, pin_kdf_p, pin_wrapped_master, ngc_key_id FROM "
+        "container WHERE user = ?");
+    EXPECT_TRUE(st.ok());
+    st->Bind(1, user);
+    auto has = st->Step();
+    EXPECT_TRUE(has.ok() && *has);
+    const crypto::ScryptParams kdf{static_cast<uint64_t>(st->Int(1)),
+                                   static_cast<uint32_t>(st->Int(2)),
+                                   static_cast<uint32_t>(st->Int(3))};
+    auto kek = crypto::Scrypt(Pin(pin), st->Blob(0), kdf);
+    EXPECT_TRUE(kek.ok());
+    return crypto::Open(*kek, st->Blob(4),
+                        internal::AssociatedData(internal::kPurposePinWrap, user, st->Text(5)))
+        .ok();
   }
 
   RawRow Raw(std::string_view user) {
@@ -147,6 +182,7 @@ class ContainerTest : public ::testing::Test {
   fs::path dir_;
   FakeClock clock_;
   std::unique_ptr<storage::Database> db_;
+  testing::FixedKeySealer sealer_;
   std::unique_ptr<ContainerStore> store_;
   std::unique_ptr<LocalPinResetService> service_;
 };
@@ -685,7 +721,164 @@ TEST_F(ContainerTest, WrappedKeysCannotBeMovedBetweenUsers) {
                         "FROM container WHERE user = 'alice'), pin_salt = (SELECT pin_salt FROM "
                         "container WHERE user = 'alice') WHERE user = 'bob'")
                   .ok());
-  EXPECT_EQ(store_->Unlock("bob", Pin("2468")).status().code(), Code::kUnauthenticated);
+  // The device seal binds the wrap to its user: refused before any PIN is tried.
+  EXPECT_EQ(store_->Unlock("bob", Pin("2468")).status().code(), Code::kCorruption);
+  EXPECT_EQ(MustInfo("bob").failed_attempts, 0);
+}
+
+// ---- bound to the device: no PIN oracle in the database, counters that cannot be reset ----
+
+TEST_F(ContainerTest, ADatabaseCopyWithoutTheMachineKeyIsNoPinOracle) {
+  ASSERT_TRUE(store_->Provision("alice", Pin("2468")).ok());
+  // Offline, even the right PIN is not confirmed: the wrap is sealed under the device key.
+  EXPECT_FALSE(OfflineGuessOpens("alice", "2468"));
+
+  // The same database on a device with another machine key: the right PIN and a wrong one fail
+  // alike, and neither is counted.
+  const fs::path copy_path = dir_ / "copy.db";
+  ASSERT_TRUE(db_->Exec("VACUUM INTO '" + copy_path.string() + "'").ok());
+  auto copy = storage::Database::Open(copy_path, {.migrations = storage::AgentSchema()});
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  testing::FixedKeySealer other_machine(0x33);
+  ContainerStore thief(**copy, other_machine,
+                       StoreOptions{.clock = &clock_, .kdf = crypto::ScryptParams::ForTests()});
+  auto right = thief.Unlock("alice", Pin("2468"));
+  auto wrong = thief.Unlock("alice", Pin("1357"));
+  ASSERT_FALSE(right.ok());
+  EXPECT_EQ(right.status().code(), wrong.status().code());
+  EXPECT_EQ(right.status().message(), wrong.status().message());
+  EXPECT_FALSE(thief.Sign("alice", Pin("2468"), crypto::AsBytes("challenge")).ok());
+  auto info = thief.Info("alice");
+  ASSERT_TRUE(info.ok());
+  EXPECT_FALSE(info->counter_verified);
+  EXPECT_TRUE(info->locked_out);
+
+  // On its own device the container is fine.
+  ExpectSignsWith("alice", "2468");
+  EXPECT_TRUE(MustInfo("alice").counter_verified);
+}
+
+TEST_F(ContainerTest, AnEditedRetryCounterReadsAsLockedNotReset) {
+  EnableRecovery("alice");
+  ASSERT_TRUE(service_->AddUser("bob", Pin(kPassword), TotpSecret()).ok());
+  const std::vector<std::string> users = {"alice", "bob", "carol", "dave"};
+  for (const auto& u : users) {
+    ASSERT_TRUE(store_->Provision(u, Pin("2468")).ok());
+    for (int i = 0; i < 5; ++i) ASSERT_FALSE(store_->Unlock(u, Pin("1357")).ok());
+    ASSERT_TRUE(MustInfo(u).locked_out);
+  }
+  ASSERT_TRUE(store_->Provision("erin", Pin("2468")).ok());  // clean counters to copy from
+  // Edits through a second connection to the real file: reset the counters and the lock; drop
+  // the MAC; take another user's valid MAC of clean counters; relabel the row as written before
+  // sealing (which has no MAC to check).
+  const std::string reset = "failed_attempts = 0, lockouts = 0, locked_until = NULL";
+  EditFile("UPDATE container SET " + reset + " WHERE user = 'alice'");
+  EditFile("UPDATE container SET " + reset + ", counter_mac = NULL WHERE user = 'bob'");
+  EditFile("UPDATE container SET " + reset +
+           ", counter_mac = (SELECT counter_mac FROM container WHERE user = 'erin') WHERE user "
+           "= 'carol'");
+  EditFile("UPDATE container SET " + reset +
+           ", seal_version = 0, counter_mac = NULL WHERE user = 'dave'");
+  clock_.Advance(hours(25));  // past any lockout the counters had
+  Reopen();
+  for (const auto& u : users) {
+    SCOPED_TRACE(u);
+    ContainerInfo info = MustInfo(u);
+    EXPECT_FALSE(info.counter_verified);
+    EXPECT_TRUE(info.locked_out);
+    EXPECT_EQ(info.retries_left, 0);
+    auto unlocked = store_->Unlock(u, Pin("2468"));
+    EXPECT_EQ(unlocked.status().code(), Code::kFailedPrecondition);
+    EXPECT_NE(unlocked.status().message().find("does not verify"), std::string::npos)
+        << unlocked.status().message();
+    EXPECT_FALSE(MustInfo(u).counter_verified);  // still locked after the attempt
+  }
+  EXPECT_TRUE(store_->Unlock("erin", Pin("2468")).ok());
+
+  // A PIN reset rewrites the counters and their MAC: non-destructive keeps the keys.
+  const std::string thumbprint = MustInfo("alice").thumbprint;
+  ASSERT_TRUE(store_->ResetPinNonDestructive("alice", *service_, Creds(), Pin("97531")).ok());
+  EXPECT_TRUE(MustInfo("alice").counter_verified);
+  EXPECT_FALSE(MustInfo("alice").locked_out);
+  ExpectSignsWith("alice", "97531");
+  EXPECT_EQ(MustInfo("alice").thumbprint, thumbprint);
+  ASSERT_TRUE(store_->ResetPinDestructive("bob", *service_, Creds(), Pin("97531")).ok());
+  EXPECT_TRUE(MustInfo("bob").counter_verified);
+  ExpectSignsWith("bob", "97531");
+}
+
+// A container written before sealing existed: the version-1 schema, its PIN wrap under
+// scrypt(PIN) only, no counter MAC.
+TEST_F(ContainerTest, AContainerFromBeforeSealingIsSealedAndKeepsItsCounters) {
+  store_.reset();
+  db_.reset();
+  for (const char* f : {"dmagent.db", "dmagent.db-wal", "dmagent.db-shm"}) fs::remove(dir_ / f);
+  {
+    auto v1 = storage::Database::Open(dir_ / "dmagent.db",
+                                      {.migrations = storage::AgentSchema().first(1)});
+    ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+    crypto::DeterministicRandom random(11);
+    for (const char* user : {"alice", "bob"}) {
+      const std::string key_id = std::string("{LEGACY-") + user + "}";
+      auto keys = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+      ASSERT_TRUE(keys.ok());
+      pki::IssueOptions io;
+      io.common_name = user;
+      io.not_before = clock_.Now();
+      io.client_auth = true;
+      auto cert = pki::SelfSign(keys->private_pem, io);
+      ASSERT_TRUE(cert.ok());
+      auto master = random.Secret(32);
+      auto salt = random.Public(16);
+      ASSERT_TRUE(master.ok() && salt.ok());
+      auto kek = crypto::Scrypt(Pin("2468"), *salt, crypto::ScryptParams::ForTests());
+      ASSERT_TRUE(kek.ok());
+      auto wrap =
+          crypto::Seal(*kek, master->span(),
+                       internal::AssociatedData(internal::kPurposePinWrap, user, key_id), random);
+      auto sealed_key = crypto::Seal(
+          *master, keys->private_pem.span(),
+          internal::AssociatedData(internal::kPurposePrivateKey, user, key_id), random);
+      ASSERT_TRUE(wrap.ok() && sealed_key.ok());
+      auto st = (*v1)->Prepare(
+          "INSERT INTO container (user, ngc_key_id, public_key_pem, sealed_private_key, "
+          "certificate_pem, thumbprint, issuer_cn, self_signed, not_before, not_after, "
+          "created_at, pin_salt, pin_kdf_n, pin_kdf_r, pin_kdf_p, pin_wrapped_master, "
+          "pin_set_at, history_salt, failed_attempts) VALUES (?, ?, ?, ?, ?, 'T', ?, 1, 0, 0, "
+          "0, ?, 1024, 8, 1, ?, 0, ?, 2)");
+      ASSERT_TRUE(st.ok());
+      st->Bind(1, std::string_view(user)).Bind(2, std::string_view(key_id));
+      st->Bind(3, std::string_view(keys->public_pem)).BindBlob(4, *sealed_key);
+      st->Bind(5, std::string_view(*cert)).Bind(6, std::string_view(user));
+      st->BindBlob(7, *salt).BindBlob(8, *wrap).BindBlob(9, *salt);
+      ASSERT_TRUE(st->Run().ok());
+    }
+  }
+  Reopen();                                         // migrates to the current schema
+  ASSERT_TRUE(OfflineGuessOpens("alice", "2468"));  // what the old format gave away
+
+  // A PIN operation seals the row it uses first (bob); the store's open seals the rest (alice,
+  // no PIN needed). Both keep their two failed attempts.
+  auto wrong = store_->Unlock("bob", Pin("1357"));
+  EXPECT_EQ(wrong.status().code(), Code::kUnauthenticated) << wrong.status().ToString();
+  EXPECT_EQ(MustInfo("bob").failed_attempts, 3);
+  EXPECT_FALSE(OfflineGuessOpens("bob", "2468"));
+  auto sealed = store_->SealLegacyContainers();
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  EXPECT_EQ(*sealed, 1);
+  EXPECT_FALSE(OfflineGuessOpens("alice", "2468"));
+  ContainerInfo info = MustInfo("alice");
+  EXPECT_TRUE(info.counter_verified);
+  EXPECT_EQ(info.failed_attempts, 2);
+  EXPECT_EQ(info.retries_left, 3);
+  EXPECT_EQ(*store_->SealLegacyContainers(), 0);
+
+  // The old PIN still opens the old keys, and the counters are now authenticated.
+  ExpectSignsWith("alice", "2468");
+  ExpectSignsWith("bob", "2468");
+  ASSERT_EQ(store_->Unlock("alice", Pin("1357")).status().code(), Code::kUnauthenticated);
+  EditFile("UPDATE container SET failed_attempts = 0 WHERE user = 'alice'");
+  EXPECT_FALSE(MustInfo("alice").counter_verified);
 }
 
 // ---- nothing secret reaches the database file in clear ----

@@ -7,6 +7,7 @@
 
 #include "base/crypto.h"
 #include "container/container.h"
+#include "container/key_sealer_test_support.h"
 #include "csp/device_tree.h"
 #include "csp/test_support.h"
 #include "policy/catalog.h"
@@ -34,7 +35,7 @@ class DeviceTreeTest : public DbTest {
     so.clock = &clock_;
     so.random = &random_;
     so.kdf = crypto::ScryptParams::ForTests();
-    store_ = std::make_unique<container::ContainerStore>(db(), so);
+    store_ = std::make_unique<container::ContainerStore>(db(), sealer_, so);
     engine_ = std::make_unique<policy::PolicyEngine>(db(), *store_, clock_);
     DeviceTreeOptions options;
     options.host_facts = [] { return HostFacts{}; };
@@ -57,6 +58,7 @@ class DeviceTreeTest : public DbTest {
   }
 
   crypto::DeterministicRandom random_{7};
+  container::testing::FixedKeySealer sealer_;
   std::unique_ptr<container::ContainerStore> store_;
   std::unique_ptr<policy::PolicyEngine> engine_;
   std::unique_ptr<DmTree> tree_;

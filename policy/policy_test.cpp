@@ -10,6 +10,7 @@
 
 #include "base/crypto.h"
 #include "container/container.h"
+#include "container/key_sealer_test_support.h"
 #include "container/local_pin_reset_service.h"
 #include "container/security_key.h"
 #include "policy/policy_internal.h"
@@ -62,7 +63,7 @@ class PolicyEngineTest : public ::testing::Test {
     so.clock = &clock_;
     so.random = &random_;
     so.kdf = crypto::ScryptParams::ForTests();
-    store_ = std::make_unique<ContainerStore>(*db_, so);
+    store_ = std::make_unique<ContainerStore>(*db_, sealer_, so);
     engine_ = std::make_unique<PolicyEngine>(*db_, *store_, clock_, options);
   }
   void Close() {
@@ -149,6 +150,7 @@ class PolicyEngineTest : public ::testing::Test {
   FakeClock clock_;
   crypto::DeterministicRandom random_{42};
   std::unique_ptr<storage::Database> db_;
+  container::testing::FixedKeySealer sealer_;
   std::unique_ptr<ContainerStore> store_;
   std::unique_ptr<PolicyEngine> engine_;
 };

@@ -226,8 +226,18 @@ CREATE TABLE outbox (
 
 )sql";
 
+// Version 2: containers bound to the device (container/key_sealer.h). seal_version 0 marks a
+// row written before: pin_wrapped_master under scrypt(PIN) only and no counter MAC; the store
+// seals such rows on its next open. 1: pin_wrapped_master sealed once more under the device's
+// key sealer, and counter_mac authenticates failed_attempts, lockouts and locked_until.
+constexpr char kVersion2[] = R"sql(
+ALTER TABLE container ADD COLUMN seal_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE container ADD COLUMN counter_mac BLOB;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kVersion1},
+    {2, "containers bound to the device key", kVersion2},
 };
 
 }  // namespace

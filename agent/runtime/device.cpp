@@ -1,5 +1,6 @@
 #include "agent/runtime/device.h"
 
+#include "agent/runtime/machine_key.h"
 #include "csp/device_tree.h"
 #include "storage/schema.h"
 #include "storage/state_dir.h"
@@ -68,7 +69,13 @@ Status Device::Init() {
   store.random = options_.random;
   store.kdf = options_.pin_kdf;
   store.issuer = issuer_.get();
-  containers_ = std::make_unique<container::ContainerStore>(*db_, store);
+  // The containers' PIN wraps and retry counters are bound to machine.key, so a copy of the
+  // database alone is no PIN oracle (SECURITY.md).
+  DM_ASSIGN_OR_RETURN(MachineKey machine_key, MachineKey::LoadOrCreate(options_.state_dir));
+  DM_ASSIGN_OR_RETURN(SecretBytes sealer_root, machine_key.DeriveKey("container-key-sealer/v1"));
+  sealer_ = std::make_unique<container::SoftwareKeySealer>(sealer_root, *options_.random);
+  containers_ = std::make_unique<container::ContainerStore>(*db_, *sealer_, store);
+  DM_RETURN_IF_ERROR(containers_->SealLegacyContainers().status());
   policy_ =
       std::make_unique<policy::PolicyEngine>(*db_, *containers_, *options_.clock, options_.engine);
   tree_ = csp::MakeDeviceTree(*db_, *policy_, *containers_, *options_.clock);

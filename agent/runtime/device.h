@@ -77,6 +77,8 @@ class Device {
   DeviceOptions options_;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<container::CertificateIssuer> issuer_;
+  // Binds the containers to machine.key; declared before containers_, which uses it.
+  std::unique_ptr<container::KeySealer> sealer_;
   std::unique_ptr<container::ContainerStore> containers_;
   std::unique_ptr<policy::PolicyEngine> policy_;
   std::unique_ptr<csp::DmTree> tree_;

@@ -1,5 +1,9 @@
 #include "agent/runtime/machine_key.h"
 
+#include <openssl/crypto.h>
+
+#include <string>
+
 #include "base/key_file.h"
 
 namespace dm::agent {
@@ -13,6 +17,15 @@ Result<MachineKey> MachineKey::LoadOrCreate(const std::filesystem::path& state_d
 Result<Bytes> MachineKey::Seal(const SecretBytes& plaintext, std::string_view purpose,
                                crypto::Random& random) const {
   return crypto::Seal(key_, plaintext.span(), purpose, random);
+}
+
+Result<SecretBytes> MachineKey::DeriveKey(std::string_view purpose) const {
+  DM_ASSIGN_OR_RETURN(
+      Bytes k, crypto::HmacSha256(key_.span(), crypto::AsBytes("dmagent/machine-key/derive/" +
+                                                               std::string(purpose))));
+  SecretBytes out(k.data(), k.size());
+  OPENSSL_cleanse(k.data(), k.size());
+  return out;
 }
 
 Result<SecretBytes> MachineKey::Open(std::span<const uint8_t> sealed,

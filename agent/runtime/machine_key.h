@@ -27,6 +27,9 @@ class MachineKey {
   Result<Bytes> Seal(const SecretBytes& plaintext, std::string_view purpose,
                      crypto::Random& random = crypto::OsRandom()) const;
   Result<SecretBytes> Open(std::span<const uint8_t> sealed, std::string_view purpose) const;
+  // A 32-byte key for one `purpose` (HMAC-SHA256 under the machine key), for roots handed to
+  // other modules, e.g. the credential containers' KeySealer, so they never hold this key.
+  Result<SecretBytes> DeriveKey(std::string_view purpose) const;
 
  private:
   explicit MachineKey(SecretBytes key) : key_(std::move(key)) {}

@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/crypto.h"
 #include "container/container.h"
+#include "container/key_sealer_test_support.h"
 #include "csp/device_facts.h"
 #include "csp/device_tree.h"
 #include "csp/dmclient.h"
@@ -77,7 +78,7 @@ class SessionTreeTest : public ::testing::Test {
     so.clock = &clock_;
     so.random = &random_;
     so.kdf = crypto::ScryptParams::ForTests();
-    store_ = std::make_unique<container::ContainerStore>(*db_, so);
+    store_ = std::make_unique<container::ContainerStore>(*db_, sealer_, so);
     engine_ = std::make_unique<policy::PolicyEngine>(*db_, *store_, clock_);
     csp::DeviceTreeOptions options;
     options.host_facts = [] {
@@ -139,6 +140,7 @@ class SessionTreeTest : public ::testing::Test {
   FakeClock clock_;
   crypto::DeterministicRandom random_{11};
   std::unique_ptr<storage::Database> db_;
+  container::testing::FixedKeySealer sealer_;
   std::unique_ptr<container::ContainerStore> store_;
   std::unique_ptr<policy::PolicyEngine> engine_;
   std::unique_ptr<csp::DmTree> tree_;
