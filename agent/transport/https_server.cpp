@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -58,6 +59,17 @@ Status AdvertiseClientCas(SSL_CTX* ctx, std::string_view pem) {
   return Status::Ok();
 }
 
+// What a connection counts against for the per-address limit: the IPv4 address (also when
+// mapped into IPv6), or the /64 of an IPv6 address (one host usually holds a whole /64).
+std::string SourceKey(const net::ip::address& address) {
+  if (address.is_v4()) return address.to_string();
+  const net::ip::address_v6 v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
+  net::ip::address_v6::bytes_type bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
+
 // Everything the connections share: options, handler, TLS context, io_context, acceptor and
 // the registry of live sessions. HttpsServer::Impl is this class; sessions only see this name.
 class ServerCore {
@@ -78,33 +90,51 @@ class ServerCore {
   ssl::context& ssl_ctx() { return ssl_ctx_; }
   HttpResponse Handle(const HttpRequest& request, const PeerInfo& peer);
 
-  void Register(uint64_t id, std::weak_ptr<ServerSession> s) {
-    std::lock_guard<std::mutex> lock(sessions_mu_);
-    sessions_[id] = std::move(s);
-    ++active_;
-  }
+  // A connection is counted from accept until its session object is destroyed, which every
+  // way a session ends (close, error, timeout, Stop) comes to.
   void Unregister(uint64_t id) {
     std::lock_guard<std::mutex> lock(sessions_mu_);
-    sessions_.erase(id);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    auto count = per_source_.find(it->second.source);
+    if (count != per_source_.end() && --count->second == 0) per_source_.erase(count);
+    sessions_.erase(it);
     --active_;
   }
   void CountRequest() { ++requests_; }
 
   uint16_t port_ = 0;
   std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> active_{0};
   std::atomic<uint64_t> requests_{0};
 
  private:
+  struct Admission {
+    std::optional<uint64_t> id;  // empty: over a limit, nothing counted
+    size_t open = 0;             // connections open (before this one)
+    size_t open_from_source = 0;
+  };
+  struct Entry {
+    std::weak_ptr<ServerSession> session;  // set once the session exists
+    std::string source;
+  };
+
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
+  Admission Admit(const std::string& source);
+  void Attach(uint64_t id, const std::shared_ptr<ServerSession>& session);
+  void LogRefusal(const std::string& source, const Admission& a);
 
   HttpsServerOptions options_;
   HttpHandler handler_;
   ssl::context ssl_ctx_;
   std::mutex sessions_mu_;
-  std::map<uint64_t, std::weak_ptr<ServerSession>> sessions_;
+  std::map<uint64_t, Entry> sessions_;
+  std::map<std::string, size_t> per_source_;  // open connections per SourceKey
   uint64_t next_id_ = 0;
+  std::mutex refusal_log_mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_refusal_log_;
   // Declared after everything the sessions use: destroying the io_context destroys the sessions
   // still referenced by queued handlers, and they unregister from the members above.
   net::io_context ioc_;
@@ -404,17 +434,66 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (ec) {
     spdlog::warn("accept failed: {}", internal::ErrorText(ec));  // e.g. out of descriptors
   } else {
-    ++accepted_;
-    uint64_t id;
-    {
-      std::lock_guard<std::mutex> lock(sessions_mu_);
-      id = next_id_++;
+    beast::error_code remote_ec;
+    const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
+    const std::string source = remote_ec ? std::string("unknown") : SourceKey(remote.address());
+    const Admission a = Admit(source);
+    if (!a.id) {
+      ++refused_;
+      LogRefusal(source, a);
+      beast::error_code ignored;
+      socket.close(ignored);  // before any TLS work is spent on it
+    } else {
+      ++accepted_;
+      auto session = std::make_shared<ServerSession>(std::move(socket), this, *a.id);
+      Attach(*a.id, session);
+      session->Run();
     }
-    auto session = std::make_shared<ServerSession>(std::move(socket), this, id);
-    Register(id, session);
-    session->Run();
   }
   DoAccept();
+}
+
+ServerCore::Admission ServerCore::Admit(const std::string& source) {
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  Admission a;
+  a.open = sessions_.size();
+  if (auto it = per_source_.find(source); it != per_source_.end()) a.open_from_source = it->second;
+  if ((options_.max_connections > 0 && a.open >= options_.max_connections) ||
+      (options_.max_connections_per_address > 0 &&
+       a.open_from_source >= options_.max_connections_per_address)) {
+    return a;
+  }
+  a.id = next_id_++;
+  sessions_[*a.id] = Entry{{}, source};
+  ++per_source_[source];
+  ++active_;
+  return a;
+}
+
+void ServerCore::Attach(uint64_t id, const std::shared_ptr<ServerSession>& session) {
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  if (auto it = sessions_.find(id); it != sessions_.end()) it->second.session = session;
+}
+
+void ServerCore::LogRefusal(const std::string& source, const Admission& a) {
+  constexpr auto kInterval = std::chrono::minutes(1);
+  constexpr size_t kMaxRemembered = 4096;  // a flood from many sources cannot grow this
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(refusal_log_mu_);
+    auto it = last_refusal_log_.find(source);
+    if (it != last_refusal_log_.end() && now - it->second < kInterval) return;
+    if (it == last_refusal_log_.end() && last_refusal_log_.size() >= kMaxRemembered) {
+      std::erase_if(last_refusal_log_, [&](const auto& e) { return now - e.second >= kInterval; });
+      if (last_refusal_log_.size() >= kMaxRemembered) last_refusal_log_.clear();
+    }
+    last_refusal_log_[source] = now;
+  }
+  spdlog::warn(
+      "refusing connections from {} on {}: {} open from there (limit {}), {} in all (limit {}); "
+      "logged once a minute per source",
+      source, internal::HostPort(options_.address, port_), a.open_from_source,
+      options_.max_connections_per_address, a.open, options_.max_connections);
 }
 
 HttpResponse ServerCore::Handle(const HttpRequest& request, const PeerInfo& peer) {
@@ -442,8 +521,8 @@ void ServerCore::Stop() {
   std::vector<std::shared_ptr<ServerSession>> live;
   {
     std::lock_guard<std::mutex> lock(sessions_mu_);
-    for (auto& [id, weak] : sessions_) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
+    for (auto& [id, entry] : sessions_) {
+      if (auto s = entry.session.lock()) live.push_back(std::move(s));
     }
   }
   for (auto& s : live) s->ForceClose();
@@ -472,6 +551,7 @@ std::string HttpsServer::BaseUrl() const {
 }
 void HttpsServer::Stop() { impl_->Stop(); }
 uint64_t HttpsServer::connections_accepted() const { return impl_->accepted_; }
+uint64_t HttpsServer::connections_refused() const { return impl_->refused_; }
 uint64_t HttpsServer::active_connections() const { return impl_->active_; }
 uint64_t HttpsServer::requests_handled() const { return impl_->requests_; }
 

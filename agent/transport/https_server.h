@@ -3,9 +3,10 @@
 //
 // TLS 1.2+, server certificate from memory, optional or required client certificates verified
 // against a CA (the verified peer certificate is handed to the handler), keep-alive, a timeout on
-// every handshake/read/write (which is also the keep-alive idle timeout), and a request body
-// limit answered with 413. Handlers run on the server's threads; with threads > 1 they run
-// concurrently and must be thread-safe. A handler that throws yields a 500.
+// every handshake/read/write (which is also the keep-alive idle timeout), a request body
+// limit answered with 413, and limits on open connections in all and per source address. Handlers
+// run on the server's threads; with threads > 1 they run concurrently and must be thread-safe. A
+// handler that throws yields a 500.
 #pragma once
 
 #include <chrono>
@@ -50,6 +51,11 @@ struct HttpsServerOptions {
   // After a 413 the server keeps reading (and discarding) up to this much of the oversized body,
   // so the client can finish sending and then read the 413 instead of hitting a reset.
   size_t max_discard_bytes = 64u << 20;
+  // Connections open at once, in all and per source (an IPv4 address, an IPv6 /64): one over
+  // a limit is closed right after accept, before any TLS work, and logged at most once a
+  // minute per source. 0: no limit.
+  size_t max_connections = 1024;
+  size_t max_connections_per_address = 64;
   int threads = 1;
   std::string server_name = "dmagent-https/0.1";  // the Server header
 };
@@ -75,6 +81,7 @@ class HttpsServer {
   void Stop();
 
   uint64_t connections_accepted() const;
+  uint64_t connections_refused() const;  // over a connection limit
   uint64_t active_connections() const;
   uint64_t requests_handled() const;
 
