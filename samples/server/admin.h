@@ -27,18 +27,33 @@
 //                  DeviceID may enroll again
 //   report         - -> see report.h
 //   device.report  device -> device, report (XML)
-// `tenant` is an id or name; omitted, the only tenant.
+//   admin_token.create  scope ("global" | "tenant:<id or name>" | "read-only"), name?
+//                  -> name, scope, token (shown once)
+//   admin_token.list    - -> tokens[]: name, scope, created_at, rotated_at, revoked_at, revoked
+//   admin_token.rotate  name -> name, token (the old one stops working)
+//   admin_token.revoke  name -> name, revoked
+// `tenant` is an id or name; omitted, the only tenant (for a tenant admin: its own).
+//
+// Who may run what (the table in admin.cpp, checked before anything runs; 403 otherwise):
+// tenant.list, report and device.report need any token, and a tenant admin sees only its
+// tenant's tenants, rows, devices and reports; tenant.add and admin_token.* need a global
+// token; everything else works in one tenant and needs a global token or that tenant's admin.
+// A read-only token runs nothing that writes.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "base/status.h"
+#include "samples/server/admin_tokens.h"
 #include "samples/server/store.h"
 
 namespace dm::server {
 
-// Takes the store lock for the operation (every caller needs exactly that).
-Result<nlohmann::json> RunAdmin(Store& store, std::string_view op, const nlohmann::json& args);
+// Takes the store lock for the operation (every caller needs exactly that). `scope` is the
+// caller's: the admin API passes its bearer token's; the CLI, which works on the state
+// directory itself, and in-process tests are the global operator.
+Result<nlohmann::json> RunAdmin(Store& store, std::string_view op, const nlohmann::json& args,
+                                const AdminScope& scope = AdminScope::Global());
 
 }  // namespace dm::server

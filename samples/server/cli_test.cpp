@@ -160,6 +160,89 @@ TEST_F(CliTest, AdminCommandsServeAndReport) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// Security issue #11: admin tokens are made, rotated and revoked from the CLI; the token only
+// ever goes to a new 0600 file, and the admin API is on its own port.
+TEST_F(CliTest, AdminTokensGoToTheirFileOnlyAndTheAdminApiHasItsOwnPort) {
+  ASSERT_EQ(Run({"init"}).first, 0);
+  ASSERT_EQ(Run({"tenant", "add", "Fabrikam"}).first, 0);
+  const std::string file = (dir_ / "ro-token").string();
+  auto [rc, out] = Run(
+      {"admin-token", "create", "--scope", "read-only", "--name", "auditor", "--token-file", file});
+  ASSERT_EQ(rc, 0) << out;
+  std::string token;
+  std::ifstream(file) >> token;
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_EQ(out.find(token), std::string::npos) << "the token is not printed";
+  EXPECT_EQ(fs::status(file).permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  // The file is created exclusively, never through a symlink; refused, no token is made.
+  EXPECT_NE(Run({"admin-token", "create", "--scope", "global", "--name", "x", "--token-file", file})
+                .first,
+            0);
+  fs::create_symlink(dir_ / "elsewhere", dir_ / "link");
+  EXPECT_NE(Run({"admin-token", "create", "--scope", "global", "--name", "y", "--token-file",
+                 (dir_ / "link").string()})
+                .first,
+            0);
+  EXPECT_FALSE(fs::exists(dir_ / "elsewhere"));
+  EXPECT_NE(Run({"admin-token", "create", "--scope", "tenant:Nowhere", "--token-file",
+                 (dir_ / "t").string()})
+                .first,
+            0);
+  EXPECT_FALSE(fs::exists(dir_ / "t")) << "a refused operation leaves no file";
+  std::tie(rc, out) = Run({"admin-token", "list"});
+  ASSERT_EQ(rc, 0) << out;
+  std::vector<std::string> names;
+  const json listed = json::parse(out);
+  for (const json& t : listed.at("tokens")) names.push_back(t.at("name"));
+  EXPECT_EQ(names, (std::vector<std::string>{"auditor", "initial"}));
+
+  std::tie(rc, out) = Run({"admin-token", "rotate", "auditor", "--token-file", file + "2"});
+  ASSERT_EQ(rc, 0) << out;
+  std::string rotated;
+  std::ifstream(file + "2") >> rotated;
+  EXPECT_EQ(rotated.size(), 64u);
+  EXPECT_NE(rotated, token);
+
+  // serve: the admin API on its own port, not on the devices' one.
+  const std::string port_file = (dir_ / "port").string();
+  const std::string admin_port_file = (dir_ / "admin-port").string();
+  std::vector<std::string> args = {
+      kBinary, "--log-level", "warn",    "--state-dir",       state_,         "serve", "--port",
+      "0",     "--port-file", port_file, "--admin-port-file", admin_port_file};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ASSERT_EQ(posix_spawn(&server_pid_, kBinary.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+  int port = 0, admin_port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    std::ifstream(port_file) >> port;
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::ifstream(admin_port_file) >> admin_port;
+  ASSERT_GT(port, 0);
+  ASSERT_GT(admin_port, 0);
+  EXPECT_NE(port, admin_port);
+  std::stringstream ca;
+  ca << std::ifstream(fs::path(state_) / "ca.pem").rdbuf();
+  auto report = [&](int on_port, const std::string& bearer) {
+    transport::HttpsClientOptions o;
+    o.server_url = "https://127.0.0.1:" + std::to_string(on_port);
+    o.ca_bundle_pem = ca.str();
+    o.retry.max_attempts = 1;
+    auto client = transport::HttpsClient::Create(std::move(o));
+    EXPECT_TRUE(client.ok()) << client.error().ToString();
+    auto r = (*client)->Post("/admin/v1/report", "", "application/json",
+                             {{"Authorization", "Bearer " + bearer}});
+    EXPECT_TRUE(r.ok()) << r.error().ToString();
+    return r.ok() ? r->status : 0;
+  };
+  EXPECT_EQ(report(admin_port, rotated), 200);
+  EXPECT_EQ(report(admin_port, token), 401) << "rotated away";
+  EXPECT_EQ(report(port, rotated), 404) << "the device listener has no admin API";
+  ASSERT_EQ(Run({"admin-token", "revoke", "auditor"}).first, 0);
+  EXPECT_EQ(report(admin_port, rotated), 401) << "revoked, with the server running";
+}
+
 TEST_F(CliTest, RefusesToRunWithoutAStateDirectory) {
   std::string cmd = "env -u DMSERVER_STATE_DIR '" + kBinary + "' report > /dev/null 2>&1";
   int status = std::system(cmd.c_str());

@@ -126,7 +126,20 @@ int Admin(const ServerOptions& options, const std::string& op, const json& args,
   return 0;
 }
 
-int Serve(ServerOptions options, const std::string& port_file) {
+// Written whole then renamed, so a script polling for it never reads half a number.
+dm::Status WritePortFile(const std::string& path, uint16_t port) {
+  if (path.empty()) return dm::Status::Ok();
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return dm::IoError("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return dm::IoError("cannot write " + path);
+  return dm::Status::Ok();
+}
+
+int Serve(ServerOptions options, const std::string& port_file, const std::string& admin_port_file) {
   // Block the stop signals before the server's threads start, so only sigwait sees them.
   sigset_t stop;
   sigemptyset(&stop);
@@ -135,20 +148,15 @@ int Serve(ServerOptions options, const std::string& port_file) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   auto server = dm::server::DmServer::Start(options);
   if (!server.ok()) return Fail(server.error());
-  if (!port_file.empty()) {
-    // Written whole then renamed, so a script polling for it never reads half a number.
-    const std::string tmp = port_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << (*server)->port() << "\n";
-      if (!out) return Fail(dm::IoError("cannot write " + tmp));
-    }
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      return Fail(dm::IoError("cannot write " + port_file));
-    }
+  // The admin port first: a script that sees the device port may use both.
+  if (dm::Status s = WritePortFile(admin_port_file, (*server)->admin_port()); !s.ok()) {
+    return Fail(s);
   }
+  if (dm::Status s = WritePortFile(port_file, (*server)->port()); !s.ok()) return Fail(s);
   std::cout << "dmserver listening on " << (*server)->BaseUrl() << " (port " << (*server)->port()
-            << ")" << std::endl;
+            << "); admin API "
+            << ((*server)->admin_port() ? "on " + (*server)->AdminBaseUrl() : std::string("off"))
+            << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);
   std::cout << "dmserver stopping (signal " << sig << ")" << std::endl;
@@ -191,6 +199,19 @@ int main(int argc, char** argv) {
                     "from a user's UPN)");
   serve->add_option("--name", options.extra_names, "extra subjectAltName for the certificate");
   serve->add_option("--threads", options.threads, "server threads");
+  std::string admin_port_file;
+  bool no_admin_api = false;
+  serve->add_option("--admin-address", options.admin_listen_address,
+                    "address of the admin API's own listener (default 127.0.0.1)");
+  serve->add_option("--admin-port", options.admin_port, "admin API port (0: any free port)");
+  serve->add_option("--admin-port-file", admin_port_file,
+                    "write the admin listener's bound port to this file");
+  serve->add_flag("--no-admin-api", no_admin_api,
+                  "no admin listener (the admin subcommands still work on the state directory)");
+  serve->add_option("--max-connections", options.max_connections,
+                    "connections open at once per listener (0: no limit)");
+  serve->add_option("--max-connections-per-address", options.max_connections_per_address,
+                    "connections open at once from one address (IPv6: one /64) per listener");
 
   std::string tenant, name, id, token_file;
   bool federated = false;
@@ -309,6 +330,29 @@ int main(int argc, char** argv) {
   device_retire->add_option("device", device)->required();
   device_retire->add_option("--tenant", tenant, "tenant id or name");
 
+  std::string scope, token_name;
+  auto* admin_token = app.add_subcommand(
+      "admin-token", "the admin API's bearer tokens (stored hashed; each shown once)");
+  admin_token->require_subcommand(1);
+  auto* admin_token_create = admin_token->add_subcommand("create", "issue a new admin token");
+  admin_token_create->add_option("--scope", scope, "global, read-only, or tenant:<id or name>")
+      ->required();
+  admin_token_create->add_option("--name", token_name, "its name (default: made up)");
+  admin_token_create
+      ->add_option("--token-file", token_file,
+                   "write the token here (created 0600, must not exist)")
+      ->required();
+  admin_token->add_subcommand("list", "list admin tokens (never the tokens themselves)");
+  auto* admin_token_rotate = admin_token->add_subcommand(
+      "rotate", "a new token for the name; the old one stops working at once");
+  admin_token_rotate->add_option("name", token_name)->required();
+  admin_token_rotate
+      ->add_option("--token-file", token_file,
+                   "write the token here (created 0600, must not exist)")
+      ->required();
+  auto* admin_token_revoke = admin_token->add_subcommand("revoke", "revoke an admin token");
+  admin_token_revoke->add_option("name", token_name)->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (dm::Status s = dm::InitLogging(log_level); !s.ok()) return Fail(s);
@@ -332,7 +376,10 @@ int main(int argc, char** argv) {
               << dm::server::PathsFor(options.state_dir).admin_token.string() << ")\n";
     return 0;
   }
-  if (*serve) return Serve(options, port_file);
+  if (*serve) {
+    if (no_admin_api) options.admin_listen_address.clear();
+    return Serve(options, port_file, admin_port_file);
+  }
   if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
 
   if (*tenant_add) {
@@ -348,6 +395,28 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (tenant_cmd->got_subcommand("list")) return Admin(options, "tenant.list", json::object());
+  if (*admin_token_create || *admin_token_rotate) {
+    auto out_file = TokenFile::Create(token_file);
+    if (!out_file.ok()) return Fail(out_file.error());
+    auto store = dm::server::OpenStore(options);
+    if (!store.ok()) return Fail(store.error());
+    auto result =
+        *admin_token_create
+            ? dm::server::RunAdmin(**store, "admin_token.create",
+                                   json{{"scope", scope}, {"name", token_name}})
+            : dm::server::RunAdmin(**store, "admin_token.rotate", json{{"name", token_name}});
+    if (!result.ok()) return Fail(result.error());
+    if (dm::Status w = out_file->Write(result->at("token")); !w.ok()) return Fail(w);
+    // The token goes to the file only, never to the terminal.
+    result->erase("token");
+    (*result)["token_file"] = token_file;
+    std::cout << PrettyJson(*result) << "\n";
+    return 0;
+  }
+  if (admin_token->got_subcommand("list")) {
+    return Admin(options, "admin_token.list", json::object());
+  }
+  if (*admin_token_revoke) return Admin(options, "admin_token.revoke", json{{"name", token_name}});
   if (*tenant_token) {
     auto out_file = TokenFile::Create(revoke_token ? "" : token_file);
     if (!out_file.ok()) return Fail(out_file.error());

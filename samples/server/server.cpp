@@ -12,8 +12,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/log.h"
 #include "base/pki.h"
 #include "samples/server/admin.h"
+#include "samples/server/admin_tokens.h"
 #include "samples/server/management.h"
 #include "samples/server/mde2_service.h"
 #include "samples/server/server_internal.h"
@@ -81,6 +83,37 @@ std::string RequestHost(const HttpRequest& request) {
 
 std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// The initial global admin token, once per state directory: made and written to `file` for
+// the operator, or, from a state directory older than scoped tokens, read from that file. The
+// database gets its digest either way. A crash between the file and the row leaves the file,
+// which the next start imports.
+Status InitAdminToken(Store& store, const fs::path& file) {
+  auto lock = store.Lock();
+  DM_ASSIGN_OR_RETURN(bool known, AdminTokenNameUsed(store, kInitialAdminTokenName));
+  if (known) return Status::Ok();  // in force, rotated or revoked: the file is not looked at
+  SecretBytes token;
+  if (fs::exists(file)) {
+    DM_ASSIGN_OR_RETURN(token, ReadSecretFile(file));
+  } else {
+    DM_ASSIGN_OR_RETURN(SecretBytes raw, store.random().Secret(32));
+    std::string hex = crypto::HexEncode(raw.span());
+    token = SecretBytes(hex);
+    OPENSSL_cleanse(hex.data(), hex.size());
+    DM_RETURN_IF_ERROR(WriteFile(file, std::string(token.view()) + "\n", 0600));
+  }
+  std::string_view t = token.view();
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+  if (t.empty()) return FailedPrecondition(file.string() + " is empty");
+  return AddAdminToken(store, kInitialAdminTokenName, AdminScope::Global(), t);
+}
+
+// A wildcard listen address is reached on loopback.
+std::string ReachableHost(const std::string& address) {
+  if (address == "0.0.0.0") return "127.0.0.1";
+  if (address == "::") return "::1";
+  return address;
 }
 
 }  // namespace
@@ -292,14 +325,8 @@ Status InitState(const ServerOptions& options) {
     DM_ASSIGN_OR_RETURN(pki::KeyPair key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
     DM_RETURN_IF_ERROR(WriteFile(paths.idp_key, key.private_pem.view(), 0600));
   }
-  if (!fs::exists(paths.admin_token)) {
-    DM_ASSIGN_OR_RETURN(SecretBytes raw, options.random->Secret(32));
-    std::string token = crypto::HexEncode(raw.span());
-    Status s = WriteFile(paths.admin_token, token + "\n", 0600);
-    OPENSSL_cleanse(token.data(), token.size());
-    DM_RETURN_IF_ERROR(s);
-  }
-  return OpenStore(options).status();
+  DM_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(options));
+  return InitAdminToken(*store, paths.admin_token);
 }
 
 Result<std::unique_ptr<Store>> OpenStore(const ServerOptions& options) {
@@ -320,8 +347,8 @@ class DmServer::Impl {
   pki::CertificateAuthority ca;
   SecretBytes pin_reset_key;
   std::string pin_reset_public_key;
-  std::string admin_token_sha256;
   std::unique_ptr<transport::HttpsServer> https;
+  std::unique_ptr<transport::HttpsServer> admin_https;  // none without an admin address
   std::optional<UserTokenSigner> user_tokens;  // issuer = the IdP's URL, known with the port
   // Set once the port is known (after the listener started): requests that race the start
   // get 503.
@@ -329,26 +356,28 @@ class DmServer::Impl {
   std::atomic<ServerContext*> ctx{nullptr};
 
   HttpResponse Route(const HttpRequest& request, const transport::PeerInfo& peer);
+  HttpResponse RouteAdmin(const HttpRequest& request);
   HttpResponse Admin(const HttpRequest& request, std::string_view path);
+  std::optional<AdminCaller> Authenticate(const HttpRequest& request);
 };
 
-namespace {
-// The constant-time check of "Authorization: Bearer <token>" against the token's digest.
-bool BearerMatches(const HttpRequest& request, const std::string& expected_sha256) {
+// The token of "Authorization: Bearer <token>", if it is one in force.
+std::optional<AdminCaller> DmServer::Impl::Authenticate(const HttpRequest& request) {
   std::string header = request.Header("Authorization").value_or("");
   constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
-    return false;
+  std::optional<AdminCaller> caller;
+  if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
+    auto lock = store->Lock();
+    auto found = AuthenticateAdminToken(*store, std::string_view(header).substr(kBearer.size()));
+    if (found.ok()) caller = std::move(*found);
   }
-  auto digest = Sha256Hex(std::string_view(header).substr(kBearer.size()));
   OPENSSL_cleanse(header.data(), header.size());
-  return digest.ok() && digest->size() == expected_sha256.size() &&
-         CRYPTO_memcmp(digest->data(), expected_sha256.data(), expected_sha256.size()) == 0;
+  return caller;
 }
-}  // namespace
 
 HttpResponse DmServer::Impl::Admin(const HttpRequest& request, std::string_view path) {
-  if (!BearerMatches(request, admin_token_sha256)) {
+  const std::optional<AdminCaller> caller = Authenticate(request);
+  if (!caller) {
     HttpResponse r = JsonError(401, "unauthorized", "a valid admin bearer token is required");
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"dmserver-admin\"");
     return r;
@@ -378,9 +407,20 @@ HttpResponse DmServer::Impl::Admin(const HttpRequest& request, std::string_view 
   } else {
     return JsonError(405, "method_not_allowed", "use GET or POST");
   }
-  auto result = RunAdmin(*store, op, args);
+  auto result = RunAdmin(*store, op, args, caller->scope);
+  spdlog::info("admin {} {} by token '{}': {}", request.method, Printable(op), caller->name,
+               result.ok() ? "ok" : CodeName(result.error().code()));
   if (!result.ok()) return StatusError(result.error());
   return JsonResponse(200, *result);
+}
+
+HttpResponse DmServer::Impl::RouteAdmin(const HttpRequest& request) {
+  if (!ctx.load()) return JsonError(503, "unavailable", "the server is starting");
+  const std::string_view target = request.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view kAdmin = "/admin/v1/";
+  if (path.substr(0, kAdmin.size()) == kAdmin) return Admin(request, path.substr(kAdmin.size()));
+  return JsonError(404, "not_found", "the admin listener serves /admin/v1/ only");
 }
 
 HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::PeerInfo& peer) {
@@ -464,8 +504,7 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
     if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
     return HandleSignIn(*context, request, peer, query, /*federated=*/false);
   }
-  constexpr std::string_view kAdmin = "/admin/v1/";
-  if (path.substr(0, kAdmin.size()) == kAdmin) return Admin(request, path.substr(kAdmin.size()));
+  // The admin API is on the admin listener only: here /admin/... is as unknown as any path.
   return JsonError(404, "not_found", "no such endpoint");
 }
 
@@ -481,13 +520,6 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   DM_ASSIGN_OR_RETURN(impl->ca.key_pem, ReadSecretFile(paths.ca_key));
   DM_ASSIGN_OR_RETURN(impl->pin_reset_key, ReadSecretFile(paths.pin_reset_key));
   DM_ASSIGN_OR_RETURN(impl->pin_reset_public_key, crypto::PublicKeyPem(impl->pin_reset_key));
-  {
-    DM_ASSIGN_OR_RETURN(SecretBytes token, ReadSecretFile(paths.admin_token));
-    std::string_view t = token.view();
-    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
-    if (t.empty()) return FailedPrecondition(paths.admin_token.string() + " is empty");
-    DM_ASSIGN_OR_RETURN(impl->admin_token_sha256, Sha256Hex(t));
-  }
   DM_ASSIGN_OR_RETURN(impl->store, OpenStore(options));
   impl->management = std::make_unique<ManagementService>(*impl->store);
 
@@ -497,8 +529,9 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   issue.not_before = options.clock->Now() - std::chrono::hours(1);
   issue.validity = std::chrono::hours(24 * 90);
   issue.server_auth = true;
-  std::vector<std::string> names = {"127.0.0.1", "localhost", options.listen_address,
-                                    options.public_host, options.idp_host};
+  std::vector<std::string> names = {
+      "127.0.0.1",         "localhost",      options.listen_address,
+      options.public_host, options.idp_host, options.admin_listen_address};
   if (!options.enrollment_domain.empty()) {
     names.push_back("enterpriseenrollment." + AsciiLower(options.enrollment_domain));
   }
@@ -518,13 +551,24 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   https.address = options.listen_address;
   https.port = options.port;
   https.cert_chain_pem = server_cert + impl->ca.cert_pem;
-  https.key_pem = std::move(server_key.private_pem);
+  https.key_pem = server_key.private_pem.Clone();
+  https.max_connections = options.max_connections;
+  https.max_connections_per_address = options.max_connections_per_address;
   // Enrollment and discovery come before a device has a certificate; the endpoints that need
   // one check it themselves.
   https.client_cert_mode = transport::ClientCertMode::kOptional;
   https.client_ca_pem = impl->ca.cert_pem;
   https.threads = options.threads;
   https.server_name = "dmserver/0.1";
+  // The admin listener: the same certificate, no client certificates, one thread.
+  transport::HttpsServerOptions admin_https;
+  admin_https.address = options.admin_listen_address;
+  admin_https.port = options.admin_port;
+  admin_https.cert_chain_pem = https.cert_chain_pem;
+  admin_https.key_pem = std::move(server_key.private_pem);
+  admin_https.max_connections = options.max_connections;
+  admin_https.max_connections_per_address = options.max_connections_per_address;
+  admin_https.server_name = https.server_name;
   impl->options = options;
   Impl* raw = impl.get();
   auto server = std::unique_ptr<DmServer>(new DmServer(std::move(impl)));
@@ -554,14 +598,31 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   raw->management->SetAgentServices(
       AgentServicesAt(raw->ctx_owner->base_url, raw->pin_reset_public_key));
   raw->ctx.store(raw->ctx_owner.get());
-  spdlog::info("dmserver listening on {}:{} (public {}, IdP {})", options.listen_address, port,
-               raw->ctx_owner->base_url, raw->ctx_owner->idp_base_url);
+  if (!options.admin_listen_address.empty()) {
+    DM_ASSIGN_OR_RETURN(
+        raw->admin_https,
+        transport::HttpsServer::Start(
+            std::move(admin_https), [raw](const HttpRequest& request, const transport::PeerInfo&) {
+              return raw->RouteAdmin(request);
+            }));
+  }
+  spdlog::info("dmserver listening on {}:{} (public {}, IdP {}); admin API {}",
+               options.listen_address, port, raw->ctx_owner->base_url, raw->ctx_owner->idp_base_url,
+               raw->admin_https ? server->AdminBaseUrl() : "off");
   return server;
 }
 
 uint16_t DmServer::port() const { return impl_->https ? impl_->https->port() : 0; }
 std::string DmServer::BaseUrl() const { return impl_->ctx_owner->base_url; }
 std::string DmServer::IdpBaseUrl() const { return impl_->ctx_owner->idp_base_url; }
+uint16_t DmServer::admin_port() const {
+  return impl_->admin_https ? impl_->admin_https->port() : 0;
+}
+std::string DmServer::AdminBaseUrl() const {
+  if (!impl_->admin_https) return "";
+  return "https://" + UrlHost(ReachableHost(impl_->options.admin_listen_address)) + ":" +
+         std::to_string(impl_->admin_https->port());
+}
 const std::string& DmServer::ca_cert_pem() const { return impl_->ca.cert_pem; }
 Store& DmServer::store() { return *impl_->store; }
 
@@ -569,7 +630,12 @@ HttpResponse DmServer::Handle(const HttpRequest& request, const transport::PeerI
   return impl_->Route(request, peer);
 }
 
+HttpResponse DmServer::HandleAdmin(const HttpRequest& request) {
+  return impl_->RouteAdmin(request);
+}
+
 void DmServer::Stop() {
+  if (impl_ && impl_->admin_https) impl_->admin_https->Stop();
   if (impl_ && impl_->https) impl_->https->Stop();
 }
 

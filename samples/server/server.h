@@ -7,7 +7,9 @@
 //   server.pem, server-key.pem  TLS server certificate (re-issued at every start for
 //                      127.0.0.1, localhost, the public host, the IdP host)
 //   pin-reset-key.pem  the PIN reset service's RSA key (0600)
-//   admin-token        bearer token of the admin API (0600)
+//   admin-token        the initial global admin token, in clear for the operator (0600); the
+//                      database keeps only its SHA-256, as for every admin token
+//                      (admin_tokens.h); rotating or revoking "initial" leaves this file stale
 //   idp-key.pem        the IdP's EC P-256 key signing user tokens (0600)
 //
 // Endpoints (JSON unless noted; errors are {"error": code, "message": text}):
@@ -25,7 +27,16 @@
 //   Host idp.<...> only: GET|POST /adfs/ls/  the federated IdP's sign-in page (and, with
 //                                         appru, the enrollment token page)
 //   Host enterpriseenrollment.<domain> only: the three .svc endpoints above
-//   POST /admin/v1/<op>, GET /admin/v1/report   admin API, Authorization: Bearer <admin-token>
+//   /admin/... on the device listener: 404
+//
+// The admin listener (admin_listen_address:admin_port, loopback by default; its own TLS
+// listener with the same certificate, no client certificates) serves only the admin API:
+//   POST /admin/v1/<op>, GET /admin/v1/report   Authorization: Bearer <an admin token>; the
+//                                         token's scope decides what runs (admin.h): 401
+//                                         without a token in force, 403 outside its scope
+//
+// Each listener closes connections over max_connections in all or max_connections_per_address
+// from one source right after accept (agent/transport/https_server.h).
 #pragma once
 
 #include <chrono>
@@ -58,6 +69,13 @@ struct ServerOptions {
   // Windows looks for enterpriseenrollment.<domain> from a user's UPN: that host is in the
   // certificate and serves the enrollment endpoints. Empty: no such host.
   std::string enrollment_domain;
+  // The admin API's own listener, never the devices' one. Empty address: no admin listener
+  // (the CLI still works on the state directory).
+  std::string admin_listen_address = "127.0.0.1";
+  uint16_t admin_port = 0;
+  // Per listener: connections open at once, in all and from one source address (0: no limit).
+  size_t max_connections = 1024;
+  size_t max_connections_per_address = 64;
 
   const Clock* clock = &Clock::System();
   crypto::Random* random = &crypto::OsRandom();
@@ -73,8 +91,9 @@ struct StatePaths {
 };
 StatePaths PathsFor(const std::filesystem::path& state_dir);
 
-// Creates whatever is missing in the state directory (directory, CA, PIN reset key, admin
-// token, database) and leaves what exists alone.
+// Creates whatever is missing in the state directory (directory, CA, PIN reset key, database,
+// the initial admin token) and leaves what exists alone. An admin-token file from before
+// scoped tokens is imported once as the global token "initial".
 Status InitState(const ServerOptions& options);
 // Opens the server database of an initialised state directory (for the admin CLI).
 Result<std::unique_ptr<Store>> OpenStore(const ServerOptions& options);
@@ -89,13 +108,18 @@ class DmServer {
   // "https://<public host>:<port>"
   std::string BaseUrl() const;
   std::string IdpBaseUrl() const;
+  uint16_t admin_port() const;  // 0 without an admin listener
+  // "https://<admin address>:<admin port>" (loopback for a wildcard address); "" without one.
+  std::string AdminBaseUrl() const;
   const std::string& ca_cert_pem() const;
   Store& store();
 
-  // The request router (what the HTTPS server calls); public so tests can reach Host-based
-  // routes without name resolution.
+  // The request routers the two listeners call; public so tests can reach routes without
+  // sockets or name resolution. Handle: the device listener's (Host-based routes, no admin
+  // API); HandleAdmin: the admin listener's (the admin API only).
   transport::HttpResponse Handle(const transport::HttpRequest& request,
                                  const transport::PeerInfo& peer);
+  transport::HttpResponse HandleAdmin(const transport::HttpRequest& request);
 
   void Stop();
 

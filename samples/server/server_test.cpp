@@ -1033,7 +1033,7 @@ TEST_F(PinResetTest, PublicKeyEndpointServesTheEnrollmentKey) {
 // ---- admin API ----
 
 TEST_F(ServerTest, AdminApiRequiresTheBearerToken) {
-  auto client = Client();
+  auto client = Client("", {}, server_->AdminBaseUrl());
   auto none = client->Post("/admin/v1/tenant.list", "{}", "application/json");
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->status, 401);
@@ -1064,7 +1064,7 @@ TEST_F(ServerTest, AdminApiRequiresTheBearerToken) {
 // Red-team findings: JSON bodies were parsed whatever their size and depth; HTML pages could be
 // framed by another site.
 TEST_F(ServerTest, JsonBodiesAreBoundedBeforeParsingAndPagesRefuseFraming) {
-  auto client = Client();
+  auto client = Client("", {}, server_->AdminBaseUrl());
   const std::vector<std::pair<std::string, std::string>> auth = {
       {"Authorization", "Bearer " + admin_token_}};
   auto deep =

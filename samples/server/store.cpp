@@ -195,6 +195,21 @@ CREATE TABLE sign_in_failures (
   locked INTEGER NOT NULL DEFAULT 0
 );
 )sql"},
+    // Scoped admin API tokens (admin_tokens.h), only their SHA-256. The admin-token file of an
+    // older state directory is imported as the global token "initial" by InitState.
+    {5, "dmserver: scoped admin tokens",
+     R"sql(
+CREATE TABLE admin_tokens (
+  name TEXT PRIMARY KEY,
+  scope TEXT NOT NULL CHECK (scope IN ('global', 'tenant', 'read-only')),
+  tenant_id TEXT REFERENCES tenants(id),
+  token_sha256 TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  rotated_at INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER NOT NULL DEFAULT 0,
+  CHECK ((scope = 'tenant') = (tenant_id IS NOT NULL))
+);
+)sql"},
 };
 
 bool IsGuid(std::string_view s) {

@@ -1,6 +1,7 @@
 // libFuzzer target: dmserver's admin API (/admin/v1/<op>) request handling, in-process through
-// DmServer::Handle: bearer-token check, method rules, query-string and JSON body parsing, and
-// every admin operation on the server store.
+// DmServer::HandleAdmin (the admin listener's router): bearer-token check, method rules,
+// query-string and JSON body parsing, and every admin operation on the server store. The same
+// request on the device listener (DmServer::Handle) must always be 404.
 //
 // Input: byte 0 selects the request shape (low 2 bits: authorization = the valid token, none,
 // "Bearer <line 2>", or <line 2> as the raw header; next 2 bits: method POST, GET, DELETE or
@@ -47,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   request.body = std::string(rest);
 
   dm::fuzz::WithRollback(w, [&] {
-    dm::transport::HttpResponse r = w.server->Handle(request, dm::transport::PeerInfo{});
+    dm::transport::HttpResponse r = w.server->HandleAdmin(request);
+    if (w.server->Handle(request, dm::transport::PeerInfo{}).status != 404) std::abort();
     // Without the token nothing but 401 may come back.
     const bool valid =
         auth == 0 || (auth == 2 && request.headers[0].second == "Bearer " + w.admin_token);
