@@ -372,7 +372,7 @@ int main(int argc, char** argv) {
 
   if (*init) {
     if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
-    std::cout << "initialised " << state_dir << " (admin token in "
+    std::cout << "initialised " << state_dir << " (the global admin token \"initial\" in "
               << dm::server::PathsFor(options.state_dir).admin_token.string() << ")\n";
     return 0;
   }
