@@ -194,7 +194,8 @@ NodeDef DmAgentCsp(policy::PolicyEngine& engine, storage::Database& db,
                        ServiceLeaf(db, "PinResetPublicKey", kPinResetPublicKeyKey, RsaPublicKey,
                                    install_key),
                        ServiceLeaf(db, "HelloCertificateUrl", kHelloCertUrlKey, HttpsUrl),
-                       ServiceLeaf(db, "FederationLoginUrl", kFederationLoginUrlKey, HttpsUrl)})}))
+                       ServiceLeaf(db, "FederationLoginUrl", kFederationLoginUrlKey, HttpsUrl),
+                       ServiceLeaf(db, "UserTokenUrl", kUserTokenUrlKey, HttpsUrl)})}))
       .DeviceOnly();
 }
 

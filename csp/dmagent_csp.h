@@ -6,6 +6,8 @@
 //   Services/PinResetPublicKey     chr  the service's RSA public key (SPKI PEM)
 //   Services/HelloCertificateUrl   chr  https URL that certifies Hello keys
 //   Services/FederationLoginUrl    chr  https URL of the federation sign-in page
+//   Services/UserTokenUrl          chr  https URL (OAuth 2.0 token endpoint) of the user
+//                                       tokens the management session carries
 // The Services leaves (Get/Replace/Delete) are kept in the settings table under the keys
 // below, where enrollment also writes them; a Replace of PinResetPublicKey installs the key in
 // the container store in the same transaction. A leaf exists in the tree once a server set it;
@@ -27,12 +29,14 @@ inline constexpr char kHelloCertificateUrlUri[] =
     "./Vendor/MSFT/DMAgent/Services/HelloCertificateUrl";
 inline constexpr char kFederationLoginUrlUri[] =
     "./Vendor/MSFT/DMAgent/Services/FederationLoginUrl";
+inline constexpr char kUserTokenUrlUri[] = "./Vendor/MSFT/DMAgent/Services/UserTokenUrl";
 
 // settings-table keys of the Services leaves.
 inline constexpr char kPinResetUrlKey[] = "enrollment.pin_reset_url";
 inline constexpr char kPinResetPublicKeyKey[] = "enrollment.pin_reset_public_key_pem";
 inline constexpr char kHelloCertUrlKey[] = "enrollment.hello_cert_url";
 inline constexpr char kFederationLoginUrlKey[] = "enrollment.federation_login_url";
+inline constexpr char kUserTokenUrlKey[] = "enrollment.user_token_url";
 
 // Limits on what a server may store there.
 inline constexpr size_t kMaxServiceUrlLength = 2048;

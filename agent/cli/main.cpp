@@ -22,6 +22,7 @@
 #include "agent/runtime/hello_issuer.h"
 #include "agent/runtime/pin_reset_client.h"
 #include "agent/runtime/sync.h"
+#include "agent/runtime/user_tokens.h"
 #include "agent/session/session.h"
 #include "agent/simulate/simulator.h"
 #include "base/log.h"
@@ -100,17 +101,33 @@ Status Exec(Device& device, const std::string& file, const std::string& user) {
 
 Status SignIn(Device& device, const std::string& user) {
   DM_ASSIGN_OR_RETURN(container::ContainerInfo info, device.containers().Info(user));
+  // With a server that issues user tokens, the sign-in also proves the user to it: only then
+  // does it send the user's settings.
+  DM_ASSIGN_OR_RETURN(bool server_sign_in, UserTokensOffered(device.db()));
   if (info.exists) {
     // The PIN first: a wrong one signs nobody in (the next session would tell the server so).
     DM_ASSIGN_OR_RETURN(SecretBytes pin, ReadSecretLine("PIN"));
     DM_ASSIGN_OR_RETURN(container::UnlockResult r, device.containers().Unlock(user, pin));
+    if (server_sign_in) {
+      // Like a cached Windows sign-in, the device signs in while the server cannot be reached
+      // or refuses the Hello key; the user's settings then wait for a sign-in it accepts.
+      if (Status s = SignInWithHelloKey(device, user, pin); !s.ok()) {
+        std::cerr << "warning: the server did not sign " << user << " in: " << s.message()
+                  << "\n";
+      }
+    }
     DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));
     DM_RETURN_IF_ERROR(device.SetSignedInUser(user));
     std::cout << user << " signed in with Windows Hello PIN\n";
     if (r.must_change_pin) std::cout << "You must change your PIN: " << r.reason << "\n";
   } else {
-    // No container: the account sign-in itself (password, outside this model) has happened;
-    // settings waiting for it apply before Hello is set up.
+    // No container: the account sign-in (password and verification code, at the server when
+    // it has a token service); settings waiting for it apply before Hello is set up.
+    if (server_sign_in) {
+      DM_ASSIGN_OR_RETURN(SecretBytes password, ReadSecretLine("Password"));
+      DM_ASSIGN_OR_RETURN(SecretBytes otp, ReadSecretLine("Verification code"));
+      DM_RETURN_IF_ERROR(SignInWithPassword(device, user, password, otp));
+    }
     DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));
     DM_RETURN_IF_ERROR(device.SetSignedInUser(user));
     DM_ASSIGN_OR_RETURN(auto applied, device.containers().GetAppliedPolicy(user));
@@ -258,7 +275,11 @@ int Main(int argc, char** argv) {
   signin->add_option("--user", user, "user name (UPN)")->required();
   on(signin, [&](Device& d) { return SignIn(d, user); });
   auto* signout = app.add_subcommand("signout", "sign the current user out");
-  on(signout, [&](Device& d) { return d.SetSignedInUser(""); });
+  on(signout, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(std::string current, d.SignedInUser());
+    if (!current.empty()) DM_RETURN_IF_ERROR(ForgetUserTokens(d.db(), current));
+    return d.SetSignedInUser("");
+  });
 
   // pin
   auto* pin = app.add_subcommand("pin", "change or reset a Windows Hello PIN");

@@ -38,6 +38,7 @@ constexpr const char* kPinResetUrl = csp::kPinResetUrlKey;
 constexpr const char* kPinResetKey = csp::kPinResetPublicKeyKey;
 constexpr const char* kFederationUrl = csp::kFederationLoginUrlKey;
 constexpr const char* kHelloCertUrl = csp::kHelloCertUrlKey;
+constexpr const char* kUserTokenUrl = csp::kUserTokenUrlKey;
 constexpr char kKind[] = "enrollment.kind";
 constexpr char kProviderId[] = "enrollment.provider_id";
 constexpr const char* kAnchorPem = csp::kEnrollmentAnchorKey;
@@ -53,7 +54,7 @@ constexpr const char* kAllKeys[] = {
     kDeviceCert,    kDeviceKeySealed,  kPinResetUrl, kPinResetKey,
     kFederationUrl, kHelloCertUrl,     kKind,        kProviderId,
     kAnchorPem,     kTrustSystemStore, kHwDevId,     kEnrollmentType,
-    kEnrolledAt,    kRenewPeriod,      kRenewRetry};
+    kEnrolledAt,    kRenewPeriod,      kRenewRetry,  kUserTokenUrl};
 
 constexpr char kDmClientProviders[] = "Vendor/MSFT/DMClient/Provider";
 
@@ -90,6 +91,7 @@ Status Store(Device& device, const EnrollmentState& s, const SecretBytes& device
   DM_RETURN_IF_ERROR(Put(db, kPinResetKey, s.pin_reset_public_key_pem));
   DM_RETURN_IF_ERROR(Put(db, kFederationUrl, s.federation_login_url));
   DM_RETURN_IF_ERROR(Put(db, kHelloCertUrl, s.hello_cert_url));
+  DM_RETURN_IF_ERROR(Put(db, kUserTokenUrl, s.user_token_url));
   DM_RETURN_IF_ERROR(Put(db, kKind, s.kind));
   DM_RETURN_IF_ERROR(Put(db, kProviderId, s.provider_id));
   DM_RETURN_IF_ERROR(Put(db, kAnchorPem, s.anchor_pem));
@@ -209,6 +211,7 @@ Result<EnrollmentState> LoadEnrollment(storage::Database& db) {
   DM_ASSIGN_OR_RETURN(s.pin_reset_public_key_pem, Get(db, kPinResetKey));
   DM_ASSIGN_OR_RETURN(s.federation_login_url, Get(db, kFederationUrl));
   DM_ASSIGN_OR_RETURN(s.hello_cert_url, Get(db, kHelloCertUrl));
+  DM_ASSIGN_OR_RETURN(s.user_token_url, Get(db, kUserTokenUrl));
   DM_ASSIGN_OR_RETURN(s.kind, Get(db, kKind));
   DM_ASSIGN_OR_RETURN(s.provider_id, Get(db, kProviderId));
   DM_ASSIGN_OR_RETURN(s.anchor_pem, Get(db, kAnchorPem));
@@ -230,6 +233,21 @@ Result<EnrollmentState> LoadEnrollment(storage::Database& db) {
   s.renew_period_days = static_cast<int>(period);
   s.renew_retry_days = static_cast<int>(retry);
   return s;
+}
+
+Result<transport::HttpsClientOptions> ServiceClientOptions(storage::Database& db,
+                                                           const std::filesystem::path& state_dir,
+                                                           const EnrollmentState& enrollment,
+                                                           std::string url) {
+  transport::HttpsClientOptions opts;
+  opts.server_url = std::move(url);
+  // The enrollment-time trust and the provisioned Root/System anchors, and the system store
+  // when the enrollment server was trusted through it.
+  opts.ca_bundle_pem = enrollment.ca_pem + enrollment.anchor_pem;
+  opts.also_trust_system_store = enrollment.trust_system_store && !opts.ca_bundle_pem.empty();
+  opts.client_cert_pem = enrollment.device_cert_pem;
+  DM_ASSIGN_OR_RETURN(opts.client_key_pem, LoadDeviceKey(db, state_dir));
+  return opts;
 }
 
 Result<SecretBytes> LoadDeviceKey(storage::Database& db, const std::filesystem::path& state_dir) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/runtime/device.h"
+#include "agent/transport/https_client.h"
 #include "base/secret.h"
 #include "base/status.h"
 
@@ -28,6 +29,7 @@ struct EnrollmentState {
   std::string pin_reset_public_key_pem;
   std::string federation_login_url;
   std::string hello_cert_url;  // certifies Hello keys; empty: self-signed
+  std::string user_token_url;  // OAuth 2.0 token endpoint for users' tokens; empty: none
   // MS-MDE2 (empty for the other ways in):
   std::string kind;                 // "ms-mde2", "" (dmserver JSON or out of band)
   std::string provider_id;          // DMClient/Provider/{ProviderID}
@@ -42,6 +44,13 @@ struct EnrollmentState {
 };
 
 Result<EnrollmentState> LoadEnrollment(storage::Database& db);
+// Mutual TLS to one of the enrolled server's services (management, PIN reset, Hello
+// certificates, user tokens) at `url`: the enrollment's trust anchors (and the system store
+// when enrollment trusted it), the device's certificate and its unsealed key.
+Result<transport::HttpsClientOptions> ServiceClientOptions(storage::Database& db,
+                                                           const std::filesystem::path& state_dir,
+                                                           const EnrollmentState& enrollment,
+                                                           std::string url);
 // The TLS client key, unsealed with the machine key of the state directory.
 Result<SecretBytes> LoadDeviceKey(storage::Database& db, const std::filesystem::path& state_dir);
 inline Result<SecretBytes> LoadDeviceKey(Device& device) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/runtime/enrollment.h"
+#include "agent/runtime/user_tokens.h"
 #include "agent/transport/https_client.h"
 
 namespace dm::agent {
@@ -17,17 +18,22 @@ class RemoteHelloIssuer final : public container::CertificateIssuer {
       : db_(db), state_dir_(std::move(state_dir)), enrollment_(std::move(enrollment)) {}
 
   Result<std::string> Issue(std::string_view public_key_pem, std::string_view common_name,
-                            TimePoint /*now*/) override {
-    DM_ASSIGN_OR_RETURN(SecretBytes key, LoadDeviceKey(db_, state_dir_));
-    transport::HttpsClientOptions opts;
-    opts.server_url = enrollment_.hello_cert_url;
-    opts.ca_bundle_pem = enrollment_.ca_pem;
-    opts.client_cert_pem = enrollment_.device_cert_pem;
-    opts.client_key_pem = std::move(key);
+                            TimePoint now) override {
+    // The server names the certificate after the signed-in user's token, not the request.
+    DM_ASSIGN_OR_RETURN(std::string token, CurrentUserToken(db_, state_dir_, now, common_name));
+    if (token.empty()) {
+      return Unauthenticated(std::string(common_name) +
+                             " has no user token from the server: sign in with the password "
+                             "and verification code first");
+    }
+    DM_ASSIGN_OR_RETURN(
+        transport::HttpsClientOptions opts,
+        ServiceClientOptions(db_, state_dir_, enrollment_, enrollment_.hello_cert_url));
     DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(opts)));
-    json body{{"public_key", public_key_pem}, {"upn", common_name}};
+    json body{{"public_key", public_key_pem}};
     DM_ASSIGN_OR_RETURN(transport::HttpResponse resp,
-                        client->Post("", body.dump(), "application/json"));
+                        client->Post("", body.dump(), "application/json",
+                                     {{"Authorization", "Bearer " + token}}));
     json answer = json::parse(resp.body, nullptr, false);
     if (resp.status != 200) {
       std::string why = answer.is_object() ? answer.value("message", resp.body) : resp.body;

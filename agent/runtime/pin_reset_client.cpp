@@ -52,12 +52,9 @@ Result<std::unique_ptr<RemotePinResetService>> RemotePinResetService::Connect(De
     return FailedPrecondition(
         "the device is not enrolled with a PIN reset service: enroll it with `dmagent enroll`");
   }
-  DM_ASSIGN_OR_RETURN(SecretBytes key, LoadDeviceKey(device));
-  transport::HttpsClientOptions opts;
-  opts.server_url = state.pin_reset_url;
-  opts.ca_bundle_pem = state.ca_pem;
-  opts.client_cert_pem = state.device_cert_pem;
-  opts.client_key_pem = std::move(key);
+  DM_ASSIGN_OR_RETURN(
+      transport::HttpsClientOptions opts,
+      ServiceClientOptions(device.db(), device.state_dir(), state, state.pin_reset_url));
   opts.step_timeout = std::chrono::seconds(30);
   DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(opts)));
   return std::unique_ptr<RemotePinResetService>(

@@ -9,6 +9,7 @@
 
 #include "agent/runtime/enrollment.h"
 #include "agent/runtime/outbox.h"
+#include "agent/runtime/user_tokens.h"
 #include "agent/session/session.h"
 #include "agent/transport/https_client.h"
 #include "agent/transport/omadm_headers.h"
@@ -66,7 +67,6 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   if (!enrollment.enrolled()) {
     return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
   }
-  DM_ASSIGN_OR_RETURN(SecretBytes key, LoadDeviceKey(device));
   DM_RETURN_IF_ERROR(QueueReportIfChanged(device));
 
   Outbox outbox(device.db(), device.clock());
@@ -82,20 +82,18 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   start.server_initiated = options.server_initiated;
   start.login_status = user.empty() ? "none" : "user";
   start.user = user;
-  // dmserver (and Intune) learn whose user-targeted settings to send from this event; a real
-  // Windows client sends an Entra token here, the agent sends the user principal name.
-  if (!user.empty()) start.client_events.push_back({"com.microsoft/MDM/AADUserToken", user});
+  // The server learns whose user-targeted settings to send from this event: the user's token
+  // (as Windows sends the user's Entra token), never a bare name it would have to believe.
+  if (!user.empty()) {
+    DM_ASSIGN_OR_RETURN(std::string token, CurrentUserToken(device, user));
+    if (!token.empty()) start.client_events.push_back({"com.microsoft/MDM/AADUserToken", token});
+  }
   for (const OutboxEntry& e : pending) start.alerts.push_back(e.alert);
   for (const GenericAlert& a : options.extra_alerts) start.alerts.push_back(a);
 
-  transport::HttpsClientOptions http;
-  http.server_url = enrollment.management_url;
-  // The enrollment-time trust and the provisioned Root/System anchors, and the system store
-  // when the enrollment server was trusted through it.
-  http.ca_bundle_pem = enrollment.ca_pem + enrollment.anchor_pem;
-  http.also_trust_system_store = enrollment.trust_system_store && !http.ca_bundle_pem.empty();
-  http.client_cert_pem = enrollment.device_cert_pem;
-  http.client_key_pem = std::move(key);
+  DM_ASSIGN_OR_RETURN(transport::HttpsClientOptions http,
+                      ServiceClientOptions(device.db(), device.state_dir(), enrollment,
+                                           enrollment.management_url));
   http.step_timeout = options.step_timeout;
   http.retry = options.retry;
   http.sleep = options.sleep;

@@ -43,7 +43,8 @@ AgentServices AgentServicesAt(std::string_view base_url, std::string_view pin_re
   return {.pin_reset_url = base + "/PinReset/recover",
           .pin_reset_public_key = std::string(pin_reset_public_key),
           .hello_certificate_url = base + "/EnrollmentServer/hello-certificate",
-          .federation_login_url = base + "/federation/login"};
+          .federation_login_url = base + "/federation/login",
+          .user_token_url = base + "/oauth2/token"};
 }
 
 Status QueueAgentServices(Store& store, std::string_view dev_id, const AgentServices& services) {
@@ -51,7 +52,8 @@ Status QueueAgentServices(Store& store, std::string_view dev_id, const AgentServ
       {kPinResetUrlNode, &services.pin_reset_url},
       {kPinResetPublicKeyNode, &services.pin_reset_public_key},
       {kHelloCertificateUrlNode, &services.hello_certificate_url},
-      {kFederationLoginUrlNode, &services.federation_login_url}};
+      {kFederationLoginUrlNode, &services.federation_login_url},
+      {kUserTokenUrlNode, &services.user_token_url}};
   auto queue = [&](const std::string& uri, const std::string& format,
                    const std::string& value) -> Status {
     DM_ASSIGN_OR_RETURN(std::optional<std::string> last, LastQueuedValue(store, dev_id, uri));

@@ -21,19 +21,21 @@ inline constexpr char kHelloCertificateUrlNode[] =
     "./Vendor/MSFT/DMAgent/Services/HelloCertificateUrl";
 inline constexpr char kFederationLoginUrlNode[] =
     "./Vendor/MSFT/DMAgent/Services/FederationLoginUrl";
+inline constexpr char kUserTokenUrlNode[] = "./Vendor/MSFT/DMAgent/Services/UserTokenUrl";
 
 struct AgentServices {
   std::string pin_reset_url;         // POST .../recover
   std::string pin_reset_public_key;  // SPKI PEM
   std::string hello_certificate_url;
   std::string federation_login_url;
+  std::string user_token_url;  // POST .../oauth2/token
 };
 
 // The services of a server reachable at `base_url` (https://host:port).
 AgentServices AgentServicesAt(std::string_view base_url, std::string_view pin_reset_public_key);
 
-// Queues a Replace for each of the five nodes whose value differs from the last one queued for
-// the device (all five at its first session). Caller holds the lock.
+// Queues a Replace for each of the six nodes whose value differs from the last one queued for
+// the device (all six at its first session). Caller holds the lock.
 Status QueueAgentServices(Store& store, std::string_view dev_id, const AgentServices& services);
 
 }  // namespace dm::server

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "agent/syncml/codec.h"
+#include "base/crypto.h"
+#include "base/log.h"
 #include "samples/server/command_xml.h"
 #include "samples/server/queue.h"
 #include "samples/server/targeting.h"
@@ -237,13 +239,20 @@ namespace {
 // One client message, processed inside the session's transaction.
 class Session {
  public:
-  Session(Store& store, Device device, const syncml::Message& in, const AgentServices* services)
-      : store_(store), db_(store.db()), device_(std::move(device)), in_(in), services_(services) {}
+  Session(Store& store, Device device, const syncml::Message& in, const AgentServices* services,
+          const UserTokenSigner* user_tokens)
+      : store_(store),
+        db_(store.db()),
+        device_(std::move(device)),
+        in_(in),
+        services_(services),
+        user_tokens_(user_tokens) {}
 
   Result<syncml::Message> Run();
 
  private:
   Status ProcessAlert(const syncml::Command& c);
+  Result<std::string> VerifiedUser();
   Status ProcessDevInfo(const syncml::Command& c);
   Status ProcessStatuses();
   Status ProcessResults(const syncml::Command& c);
@@ -255,12 +264,39 @@ class Session {
   Device device_;
   const syncml::Message& in_;
   const AgentServices* services_;  // null: none configured
+  const UserTokenSigner* user_tokens_;  // null: no user is ever signed in
   int64_t session_seq_ = 0;
   std::string login_status_;
-  std::string claimed_upn_;
+  std::string user_token_;  // the AADUserToken item's Data
   bool aborted_ = false;
   std::vector<std::pair<std::string, int>> statuses_;  // cmd_ref, code (document order)
 };
+
+// The user whose token the session carries, or "" (logged) when it proves nobody of the
+// device's tenant: a bare UPN or a forged, expired or foreign token gets no user settings.
+Result<std::string> Session::VerifiedUser() {
+  if (!crypto::LooksLikeJwt(user_token_)) {
+    spdlog::warn("device {}: user refused: the session names a user ({}) without a user token",
+                 Printable(device_.dev_id), Printable(user_token_.substr(0, 256)));
+    return std::string();
+  }
+  if (!user_tokens_) return std::string();
+  auto claims = user_tokens_->Verify(user_token_, store_.Now());
+  if (!claims.ok()) {
+    spdlog::warn("device {}: user refused: {}", Printable(device_.dev_id),
+                 claims.error().message());
+    return std::string();
+  }
+  auto user = store_.FindUser(claims->upn);
+  if (!user.ok() && user.error().code() != Code::kNotFound) return user.error();
+  if (!user.ok() || user->tenant_id != device_.tenant_id ||
+      AsciiLower(claims->tenant_id) != AsciiLower(device_.tenant_id)) {
+    spdlog::warn("device {}: user refused: {} is not a user of its tenant",
+                 Printable(device_.dev_id), Printable(claims->upn));
+    return std::string();
+  }
+  return user->upn;
+}
 
 Status Session::ProcessAlert(const syncml::Command& c) {
   const int code = ParseCode(c.data);
@@ -271,7 +307,7 @@ Status Session::ProcessAlert(const syncml::Command& c) {
       if (type == AsciiLower(kLoginStatusType)) {
         login_status_ = AsciiLower(ItemData(item));
       } else if (type == AsciiLower(kUserAlertType)) {
-        claimed_upn_ = ItemData(item);
+        user_token_ = ItemData(item);
       }
     }
   } else if (code == syncml::alert::kGenericAlert) {
@@ -520,15 +556,9 @@ Result<syncml::Message> Session::Run() {
 
   if (new_session) {
     std::string signed_in;
-    if (login_status_ == "user" && !claimed_upn_.empty()) {
-      auto user = store_.FindUser(claimed_upn_);
-      if (user.ok() && user->tenant_id == device_.tenant_id) {
-        signed_in = user->upn;
-        DM_RETURN_IF_ERROR(NoteDeviceUser(store_, device_.dev_id, signed_in));
-      } else {
-        spdlog::warn("device {} reports signed-in user {} who is not in its tenant", device_.dev_id,
-                     claimed_upn_);
-      }
+    if (login_status_ == "user" && !user_token_.empty()) {
+      DM_ASSIGN_OR_RETURN(signed_in, VerifiedUser());
+      if (!signed_in.empty()) DM_RETURN_IF_ERROR(NoteDeviceUser(store_, device_.dev_id, signed_in));
     }
     device_.signed_in_upn = signed_in;
     DM_RETURN_IF_ERROR(
@@ -584,7 +614,7 @@ ManagementReply ManagementService::Handle(std::string_view cert_dev_id,
     spdlog::warn("refused: device {} is not enrolled with this certificate", cert_dev_id);
     return HeaderOnlyReply(403, header, 403);
   }
-  Session session(store_, **device, *message, services_ ? &*services_ : nullptr);
+  Session session(store_, **device, *message, services_ ? &*services_ : nullptr, user_tokens_);
   auto out = session.Run();
   if (!out.ok()) {
     spdlog::error("device {}: session failed: {}", cert_dev_id, out.error().ToString());

@@ -5,7 +5,9 @@
 //  - SyncHdr Source LocURI must equal the certificate's CN (the DevId), else 403.
 //  - Package 1 carries Alert 1224 LoginStatus (user|others|none) and, when a user is signed in,
 //    a second Alert 1224 whose Item Meta Type is com.microsoft/MDM/AADUserToken and whose Data
-//    is the signed-in user's UPN.
+//    is the user's token: a signed user token (user_token.h) from this server's IdP for a user
+//    of the device's tenant. Only then does the session get that user's ./User settings; a
+//    bare UPN, or a token that does not verify, is refused and logged.
 //  - The first message of a session (MsgID 1) queues the DMAgent CSP settings
 //    (agent_services.h): the agent sends its report only once subscribed.
 //  - The compliance/recovery report arrives as a 1226 generic alert (any Meta Type; the agent
@@ -20,6 +22,7 @@
 
 #include "samples/server/agent_services.h"
 #include "samples/server/store.h"
+#include "samples/server/user_token.h"
 
 namespace dm::server {
 
@@ -46,6 +49,9 @@ class ManagementService {
   // compliance report subscription and these services. Set before the first request; unset,
   // nothing is queued.
   void SetAgentServices(AgentServices services) { services_ = std::move(services); }
+  // Verifies the user tokens sessions carry. Set before the first request; unset, no session
+  // has a signed-in user. Not owned.
+  void SetUserTokens(const UserTokenSigner* user_tokens) { user_tokens_ = user_tokens; }
 
   // `cert_dev_id`, `cert_serial`: CN and serial of the verified client certificate.
   ManagementReply Handle(std::string_view cert_dev_id, std::string_view cert_serial,
@@ -54,6 +60,7 @@ class ManagementService {
  private:
   Store& store_;
   std::optional<AgentServices> services_;
+  const UserTokenSigner* user_tokens_ = nullptr;
 };
 
 // A user name in a device report names the UPN `upn`: the UPN itself (case-insensitive), or its

@@ -496,6 +496,10 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
     return HandleHelloCertificate(*context, request, peer);
   }
+  if (path == "/oauth2/token") {
+    if (!post) return JsonError(405, "method_not_allowed", "use POST");
+    return HandleToken(*context, request, peer);
+  }
   if (path == "/federation/login") {
     if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
     return HandleFederationLogin(*context, query);
@@ -597,6 +601,7 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
                     .user_tokens = *raw->user_tokens});
   raw->management->SetAgentServices(
       AgentServicesAt(raw->ctx_owner->base_url, raw->pin_reset_public_key));
+  raw->management->SetUserTokens(&*raw->user_tokens);
   raw->ctx.store(raw->ctx_owner.get());
   if (!options.admin_listen_address.empty()) {
     DM_ASSIGN_OR_RETURN(

@@ -60,7 +60,11 @@ transport::HttpResponse HandlePinResetRecover(ServerContext& ctx,
 transport::HttpResponse HandlePinResetAuthenticate(ServerContext& ctx,
                                                    const transport::HttpRequest& request,
                                                    const transport::PeerInfo& peer);
-// POST /EnrollmentServer/hello-certificate (mutual TLS): certifies a user's Hello key.
+// POST /oauth2/token (mutual TLS): user tokens for a device's users (token_service.cpp).
+transport::HttpResponse HandleToken(ServerContext& ctx, const transport::HttpRequest& request,
+                                    const transport::PeerInfo& peer);
+// POST /EnrollmentServer/hello-certificate (mutual TLS): certifies a user's Hello key for the
+// user of the Bearer user token.
 transport::HttpResponse HandleHelloCertificate(ServerContext& ctx,
                                                const transport::HttpRequest& request,
                                                const transport::PeerInfo& peer);

@@ -21,11 +21,13 @@
 #include "agent/syncml/codec.h"
 #include "agent/transport/https_client.h"
 #include "base/crypto.h"
+#include "base/jws.h"
 #include "base/pki.h"
 #include "container/container.h"
 #include "samples/server/admin.h"
 #include "samples/server/agent_services.h"
 #include "samples/server/management.h"
+#include "samples/server/server_internal.h"
 #include "samples/server/report.h"
 
 namespace dm::server {
@@ -227,8 +229,11 @@ class ServerTest : public ::testing::Test {
     std::vector<Item> login = {AlertItem(kLoginStatusType, login_status)};
     m.commands.push_back(syncml::MakeAlert(std::to_string(id++), 1224, login));
     if (!upn.empty()) {
-      m.commands.push_back(
-          syncml::MakeAlert(std::to_string(id++), 1224, {AlertItem(kUserAlertType, upn)}));
+      // The user's token, as the IdP signs it; an unknown user has none, and the bare name is
+      // what a device claiming them would send.
+      auto token = testing::UserTokenFor(*server_, dir_ / "state", upn);
+      m.commands.push_back(syncml::MakeAlert(
+          std::to_string(id++), 1224, {AlertItem(kUserAlertType, token.ok() ? *token : upn)}));
     }
     if (!generic_alerts.empty()) {
       m.commands.push_back(syncml::MakeAlert(std::to_string(id++), 1226, generic_alerts));
@@ -461,7 +466,8 @@ TEST_F(ServerTest, AgentServicesAreSentAtTheFirstSessionWithTheirStatusesRecorde
       {kPinResetUrlNode, {"chr", base + "/PinReset/recover"}},
       {kPinResetPublicKeyNode, {"chr", PinResetPublicKey()}},
       {kHelloCertificateUrlNode, {"chr", base + "/EnrollmentServer/hello-certificate"}},
-      {kFederationLoginUrlNode, {"chr", base + "/federation/login"}}};
+      {kFederationLoginUrlNode, {"chr", base + "/federation/login"}},
+      {kUserTokenUrlNode, {"chr", base + "/oauth2/token"}}};
   EXPECT_EQ(got, want);
 
   // Statuses land in the command table like a profile's; 405 from an older agent is kept.
@@ -479,7 +485,7 @@ TEST_F(ServerTest, AgentServicesAreSentAtTheFirstSessionWithTheirStatusesRecorde
       EXPECT_EQ(st->Text(1), "acked") << st->Text(0);
       codes[st->Text(0)] = static_cast<int>(st->Int(2));
     }
-    EXPECT_EQ(codes.size(), 5u);
+    EXPECT_EQ(codes.size(), 6u);
     EXPECT_EQ(codes[kComplianceAlertNode], 200);
     EXPECT_EQ(codes[kFederationLoginUrlNode], 405);
   }
@@ -517,7 +523,8 @@ TEST_F(ServerTest, ChangedAgentServicesAreSentAgainAfterARestart) {
   EXPECT_EQ(got, (std::map<std::string, std::string>{
                      {kPinResetUrlNode, base + "/PinReset/recover"},
                      {kHelloCertificateUrlNode, base + "/EnrollmentServer/hello-certificate"},
-                     {kFederationLoginUrlNode, base + "/federation/login"}}));
+                     {kFederationLoginUrlNode, base + "/federation/login"},
+                     {kUserTokenUrlNode, base + "/oauth2/token"}}));
   Send(d, Answer(d, next.reply, [](const Command&) { return 200; }));
   EXPECT_TRUE(AgentServicesOps(Send(d, Pkg1(d, "none")).reply).empty());
 }
@@ -630,6 +637,43 @@ TEST_F(TargetingTest, AllDevicesGroupHoldsEveryDeviceOfTheTenant) {
   AdminOk("assign", {{"profile", "Web"}, {"group", "Kiosks"}, {"mode", "exclude"}});
   TestDevice c = Enroll("DEV-ALL-C");
   EXPECT_TRUE(Ops(Send(c, Pkg1(c, "none")).reply).empty());
+}
+
+// Red-team finding: the Alert 1224 user was a bare UPN, so any device could claim any user of
+// its tenant and receive that user's settings.
+TEST_F(TargetingTest, ABareUserNameOrAnInvalidTokenGetsNoUserSettings) {
+  TestDevice d = Enroll("DEV-CLAIM", "alice@fabrikam.test");
+  auto claiming = [&](const std::string& data) {
+    Message m = Pkg1(d, "user");
+    m.commands.insert(m.commands.begin() + 2,
+                      syncml::MakeAlert("9", 1224, {AlertItem(kUserAlertType, data)}));
+    return Ops(Send(d, m).reply);
+  };
+  EXPECT_TRUE(claiming("alice@fabrikam.test").empty());
+  // Signed by another key under the IdP's name.
+  auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  auto impostor = UserTokenSigner::Create(std::move(key->private_pem), server_->IdpBaseUrl());
+  ASSERT_TRUE(impostor.ok());
+  auto forged = impostor->Issue(kTenantId, "alice@fabrikam.test", server_->store().Now(),
+                                std::chrono::minutes(10), crypto::OsRandom());
+  ASSERT_TRUE(forged.ok());
+  EXPECT_TRUE(claiming(*forged).empty());
+  // A real token, expired.
+  auto real = testing::UserTokenFor(*server_, dir_ / "state", "alice@fabrikam.test");
+  ASSERT_TRUE(real.ok());
+  clock_.Advance(std::chrono::hours(2));
+  EXPECT_TRUE(claiming(*real).empty());
+  {
+    auto lock = server_->store().Lock();
+    auto device = server_->store().FindDevice("DEV-CLAIM");
+    ASSERT_TRUE(device.ok() && *device);
+    EXPECT_EQ((*device)->signed_in_upn, "");
+  }
+  // A valid one: her setting.
+  auto fresh = testing::UserTokenFor(*server_, dir_ / "state", "alice@fabrikam.test");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(claiming(*fresh).size(), 1u);
 }
 
 TEST_F(TargetingTest, UserOfAnotherTenantIsNotTreatedAsSignedIn) {
@@ -993,26 +1037,171 @@ TEST_F(PinResetTest, SignInForADestructiveResetNeedsNoConsent) {
   EXPECT_EQ(Recover("alice-pw", TotpNow()).status, 403);
 }
 
-TEST_F(PinResetTest, HelloKeysAreCertifiedForUsersOfTheDevicesTenant) {
-  auto hello = pki::GenerateKeyPair(pki::KeyType::kEcP256);
-  ASSERT_TRUE(hello.ok());
-  auto request = [&](transport::HttpsClient& client, const std::string& upn) {
-    auto resp = PostJson(client, "/EnrollmentServer/hello-certificate",
-                         {{"public_key", hello->public_pem}, {"upn", upn}});
+// ---- user tokens (token_service.cpp) and Hello certificates ----
+
+class UserTokenTest : public PinResetTest {
+ protected:
+  transport::HttpResponse Token(transport::HttpsClient& client, const std::string& form) {
+    auto resp = client.PostOnce("/oauth2/token", form, "application/x-www-form-urlencoded");
     EXPECT_TRUE(resp.ok()) << resp.error().ToString();
     return resp.ok() ? *resp : transport::HttpResponse{};
-  };
-  auto resp = request(*device_.client, "alice@fabrikam.test");
+  }
+  json PasswordGrant(transport::HttpsClient& client, const std::string& upn,
+                     const std::string& password) {
+    auto resp = Token(client, "grant_type=password&username=" + UrlEncode(upn) +
+                                  "&password=" + UrlEncode(password) + "&otp=" + TotpNow());
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    clock_.Advance(std::chrono::seconds(30));  // the next sign-in needs a fresh code
+    return json::parse(resp.body, nullptr, false);
+  }
+  transport::HttpResponse HelloCertificate(transport::HttpsClient& client,
+                                           const std::string& public_pem,
+                                           const std::string& token, const json& extra = {}) {
+    json body{{"public_key", public_pem}};
+    if (extra.is_object()) body.update(extra);
+    auto resp = client.Post("/EnrollmentServer/hello-certificate", body.dump(), "application/json",
+                            {{"Authorization", "Bearer " + token}});
+    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
+    return resp.ok() ? *resp : transport::HttpResponse{};
+  }
+  // An assertion as the agent signs it with a Hello key (agent/runtime/user_tokens.cpp).
+  std::string Assertion(const SecretBytes& key, const std::string& cert_pem, const std::string& sub,
+                        const std::string& jti, int64_t lifetime = 300) {
+    const int64_t now = ToUnixSeconds(clock_.Now());
+    auto token = jws::SignEs256(
+        key, {{"alg", "ES256"}, {"x5c", json::array({pki::PemBase64(cert_pem)})}},
+        {{"sub", sub},
+         {"aud", server_->BaseUrl() + "/oauth2/token"},
+         {"iat", now},
+         {"exp", now + lifetime},
+         {"jti", jti}});
+    EXPECT_TRUE(token.ok());
+    return token.ok() ? *token : "";
+  }
+  std::string UpnOf(const std::string& access_token) {
+    auto parsed = jws::Parse(access_token);
+    return parsed.ok() ? parsed->claims.value("sub", "") : "";
+  }
+};
+
+// Red-team finding: anyone with an enrolled device got a certificate with CN=<any user>.
+TEST_F(UserTokenTest, HelloCertificatesAreNamedAfterTheUserToken) {
+  AddUser("bob@fabrikam.test", "bob-pw");
+  auto hello = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(hello.ok());
+  json alice = PasswordGrant(*device_.client, "alice@fabrikam.test", "alice-pw");
+  const std::string token = alice.value("access_token", "");
+  EXPECT_EQ(UpnOf(token), "alice@fabrikam.test");
+  // The request may name Bob: the certificate still names the token's user.
+  auto resp = HelloCertificate(*device_.client, hello->public_pem, token,
+                               {{"upn", "bob@fabrikam.test"}});
   ASSERT_EQ(resp.status, 200) << resp.body;
-  std::string cert = json::parse(resp.body).at("certificate");
-  auto info = pki::ParseCertificate(cert);
+  auto info = pki::ParseCertificate(json::parse(resp.body).at("certificate").get<std::string>());
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->subject_cn, "alice@fabrikam.test");
   EXPECT_EQ(info->public_key_pem, hello->public_pem);
-  EXPECT_TRUE(pki::VerifyCertificate(cert, server_->ca_cert_pem(), clock_.Now()).ok());
-  EXPECT_EQ(request(*device_.client, "nobody@fabrikam.test").status, 403);
-  auto anonymous = Client();
-  EXPECT_EQ(request(*anonymous, "alice@fabrikam.test").status, 403);
+  // No token, a forged one, or an expired one: 401; no device certificate: 403.
+  EXPECT_EQ(HelloCertificate(*device_.client, hello->public_pem, "").status, 401);
+  EXPECT_EQ(HelloCertificate(*device_.client, hello->public_pem, "bob@fabrikam.test").status, 401);
+  std::string forged = token;
+  forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(HelloCertificate(*device_.client, hello->public_pem, forged).status, 401);
+  EXPECT_EQ(HelloCertificate(*Client(), hello->public_pem, token).status, 403);
+  clock_.Advance(std::chrono::hours(2));
+  EXPECT_EQ(HelloCertificate(*device_.client, hello->public_pem, token).status, 401);
+}
+
+TEST_F(UserTokenTest, PasswordGrantThenRefreshOnThisDeviceOnly) {
+  json first = PasswordGrant(*device_.client, "alice@fabrikam.test", "alice-pw");
+  ASSERT_TRUE(first.contains("refresh_token"));
+  EXPECT_EQ(first.at("expires_in"), 3600);
+  const std::string refresh = first.at("refresh_token");
+  // Only the digest is stored.
+  {
+    auto lock = server_->store().Lock();
+    auto st = server_->store().db().Prepare("SELECT token_sha256 FROM refresh_tokens");
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE(*st->Step());
+    EXPECT_EQ(st->Text(0), *Sha256Hex(refresh));
+  }
+  auto renewed = Token(*device_.client, "grant_type=refresh_token&refresh_token=" + refresh);
+  ASSERT_EQ(renewed.status, 200) << renewed.body;
+  EXPECT_EQ(UpnOf(json::parse(renewed.body).at("access_token")), "alice@fabrikam.test");
+  EXPECT_FALSE(json::parse(renewed.body).contains("refresh_token"));
+
+  // Another device of the tenant cannot use it, nor can anyone without a device.
+  TestDevice other = Enroll("DEV-OTHER");
+  auto stolen = Token(*other.client, "grant_type=refresh_token&refresh_token=" + refresh);
+  EXPECT_EQ(stolen.status, 400);
+  EXPECT_EQ(json::parse(stolen.body).value("error", ""), "invalid_grant");
+  EXPECT_EQ(Token(*Client(), "grant_type=refresh_token&refresh_token=" + refresh).status, 403);
+
+  // Wrong factors, unknown grants.
+  auto wrong = Token(*device_.client, "grant_type=password&username=alice%40fabrikam.test"
+                                      "&password=nope&otp=" + TotpNow());
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_EQ(Token(*device_.client, "grant_type=client_credentials").status, 400);
+  EXPECT_EQ(Token(*device_.client, "").status, 400);
+
+  // Retiring the device ends its users' refresh tokens.
+  AdminOk("device.retire", {{"device", "DEV-PIN"}});
+  auto lock = server_->store().Lock();
+  EXPECT_EQ(server_->store().RedeemRefreshToken(refresh, "DEV-PIN").status().code(),
+            Code::kUnauthenticated);
+}
+
+// A PIN sign-in: the Hello key proves the user, once per assertion, on its own device only.
+TEST_F(UserTokenTest, HelloKeyAssertionSignsTheUserIn) {
+  auto hello = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(hello.ok());
+  json alice = PasswordGrant(*device_.client, "alice@fabrikam.test", "alice-pw");
+  auto issued = HelloCertificate(*device_.client, hello->public_pem, alice.at("access_token"));
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  const std::string cert = json::parse(issued.body).at("certificate");
+  const std::string grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
+
+  const std::string assertion = Assertion(hello->private_pem, cert, "alice@fabrikam.test", "j1");
+  auto resp = Token(*device_.client, grant + "&assertion=" + assertion);
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  EXPECT_EQ(UpnOf(json::parse(resp.body).at("access_token")), "alice@fabrikam.test");
+  EXPECT_TRUE(json::parse(resp.body).contains("refresh_token"));
+
+  // Replayed, from another device, for another user, signed by another key, too long-lived.
+  EXPECT_EQ(Token(*device_.client, grant + "&assertion=" + assertion).status, 400);
+  TestDevice other = Enroll("DEV-OTHER");
+  EXPECT_EQ(Token(*other.client,
+                  grant + "&assertion=" +
+                      Assertion(hello->private_pem, cert, "alice@fabrikam.test", "j2"))
+                .status,
+            400);
+  AddUser("bob@fabrikam.test", "bob-pw");
+  EXPECT_EQ(Token(*device_.client, grant + "&assertion=" +
+                                       Assertion(hello->private_pem, cert, "bob@fabrikam.test", "j3"))
+                .status,
+            400);
+  auto stranger = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_EQ(Token(*device_.client,
+                  grant + "&assertion=" +
+                      Assertion(stranger->private_pem, cert, "alice@fabrikam.test", "j4"))
+                .status,
+            400);
+  EXPECT_EQ(Token(*device_.client,
+                  grant + "&assertion=" +
+                      Assertion(hello->private_pem, cert, "alice@fabrikam.test", "j5", 3600))
+                .status,
+            400);
+  // A self-made certificate for the same key is not one this server issued.
+  pki::IssueOptions self;
+  self.common_name = "alice@fabrikam.test";
+  self.not_before = clock_.Now() - std::chrono::minutes(1);
+  auto self_signed = pki::SelfSign(hello->private_pem, self);
+  ASSERT_TRUE(self_signed.ok());
+  EXPECT_EQ(Token(*device_.client,
+                  grant + "&assertion=" +
+                      Assertion(hello->private_pem, *self_signed, "alice@fabrikam.test", "j6"))
+                .status,
+            400);
 }
 
 TEST_F(PinResetTest, PublicKeyEndpointServesTheEnrollmentKey) {

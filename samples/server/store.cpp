@@ -210,6 +210,27 @@ CREATE TABLE admin_tokens (
   CHECK ((scope = 'tenant') = (tenant_id IS NOT NULL))
 );
 )sql"},
+    // Users' sign-ins on a device (store_identity.cpp): the refresh tokens that renew their
+    // user tokens, and the Hello certificates that let a PIN sign-in prove the user.
+    {6, "dmserver: device-bound refresh tokens and Hello certificates",
+     R"sql(
+CREATE TABLE refresh_tokens (
+  token_sha256 TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  upn TEXT NOT NULL,
+  dev_id TEXT NOT NULL,
+  issued_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX refresh_tokens_by_device ON refresh_tokens (dev_id, upn);
+CREATE TABLE hello_certificates (
+  serial TEXT PRIMARY KEY,
+  dev_id TEXT NOT NULL,
+  upn TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX hello_certificates_by_device ON hello_certificates (dev_id);
+)sql"},
 };
 
 bool IsGuid(std::string_view s) {
@@ -853,10 +874,13 @@ Result<std::optional<Device>> Store::FindDevice(std::string_view dev_id) {
 }
 
 Status Store::RetireDevice(std::string_view tenant_id, std::string_view dev_id) {
+  DM_ASSIGN_OR_RETURN(auto tx, db_->Begin());
   DM_RETURN_IF_ERROR(db_->Run(
       "UPDATE devices SET enrolled = 0, cert_serial = '' WHERE dev_id = ? AND tenant_id = ?",
       dev_id, AsciiLower(tenant_id)));
   if (db_->Changes() == 0) return NotFound("no device " + std::string(dev_id) + " in the tenant");
+  DM_RETURN_IF_ERROR(ForgetDeviceSignIns(dev_id));
+  DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("device {} retired by the admin", dev_id);
   return Status::Ok();
 }

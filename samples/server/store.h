@@ -113,6 +113,8 @@ struct Device {
   std::string enrollment_type;  // Full | Device
 };
 
+inline constexpr int kMaxSignInsPerDevice = 16;
+
 class Store {
  public:
   struct Options {
@@ -176,6 +178,22 @@ class Store {
   Status CheckSignInAllowed(const SignInAttempt& attempt);
   Status NoteSignIn(const SignInAttempt& attempt, bool succeeded);
   Status UnlockSignIn(std::string_view upn);
+
+  // ---- users' sign-ins on devices (store_identity.cpp) ----
+  // A refresh token bound to the device (like Entra's PRT): it renews the user's token over
+  // that device's mutual TLS only. Shown once, stored hashed; at most kMaxSignInsPerDevice
+  // per device (the oldest go).
+  Result<std::string> IssueRefreshToken(std::string_view tenant_id, std::string_view upn,
+                                        std::string_view dev_id, std::chrono::seconds lifetime);
+  // The user it was issued to; Unauthenticated when unknown, expired or of another device.
+  Result<User> RedeemRefreshToken(std::string_view token, std::string_view dev_id);
+  // A Hello certificate issued to `upn` on `dev_id` (serial: lower-case hex).
+  Status RecordHelloCertificate(std::string_view serial, std::string_view dev_id,
+                                std::string_view upn, int64_t expires_at);
+  // The UPN a Hello certificate of this device was issued to; Unauthenticated otherwise.
+  Result<std::string> HelloCertificateUser(std::string_view serial, std::string_view dev_id);
+  // Retire and re-enrollment: the device's refresh tokens and Hello certificates stop working.
+  Status ForgetDeviceSignIns(std::string_view dev_id);
 
   // ---- groups ----
   // all_members: every device (user) of the tenant is a member, like Intune's "All devices".

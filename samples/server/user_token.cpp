@@ -4,22 +4,14 @@
 
 #include <algorithm>
 
+#include "base/jws.h"
+
 namespace dm::server {
 namespace {
 
 using nlohmann::json;
 
 constexpr int64_t kLeewaySeconds = 30;
-
-std::string B64Url(std::string_view text) { return crypto::Base64UrlEncode(crypto::AsBytes(text)); }
-
-Result<json> DecodeJsonPart(std::string_view part) {
-  auto raw = crypto::Base64UrlDecode(part);
-  if (!raw.ok()) return Unauthenticated("the token is not base64url");
-  json j = json::parse(raw->begin(), raw->end(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return Unauthenticated("the token part is not a JSON object");
-  return j;
-}
 
 }  // namespace
 
@@ -40,27 +32,13 @@ Result<std::string> UserTokenSigner::Issue(std::string_view tenant_id, std::stri
   const json claims{
       {"iss", issuer_}, {"aud", std::string(tenant_id)}, {"sub", std::string(upn)},
       {"iat", now},     {"exp", now + lifetime.count()}, {"jti", crypto::HexEncode(jti)}};
-  std::string signing_input = B64Url(header.dump()) + "." + B64Url(claims.dump());
-  DM_ASSIGN_OR_RETURN(Bytes der, crypto::EcdsaSign(key_pem_, crypto::AsBytes(signing_input)));
-  DM_ASSIGN_OR_RETURN(Bytes raw, crypto::EcdsaDerToRaw(der));
-  return signing_input + "." + crypto::Base64UrlEncode(raw);
+  return jws::SignEs256(key_pem_, header, claims);
 }
 
 Result<UserTokenClaims> UserTokenSigner::Verify(std::string_view token, int64_t now) const {
-  if (token.size() > 8192 || !crypto::LooksLikeJwt(token)) return Unauthenticated("not a JWT");
-  const size_t dot1 = token.find('.');
-  const size_t dot2 = token.find('.', dot1 + 1);
-  DM_ASSIGN_OR_RETURN(json header, DecodeJsonPart(token.substr(0, dot1)));
-  // Only our algorithm: "none" and HMAC-with-the-public-key confusions never get that far.
-  if (header.value("alg", "") != "ES256") return Unauthenticated("the token is not ES256");
-  auto sig_raw = crypto::Base64UrlDecode(token.substr(dot2 + 1));
-  if (!sig_raw.ok()) return Unauthenticated("the token signature is not base64url");
-  auto der = crypto::EcdsaRawToDer(*sig_raw);
-  if (!der.ok()) return Unauthenticated("the token signature is malformed");
-  Status sig = crypto::EcdsaVerify(public_pem_, crypto::AsBytes(token.substr(0, dot2)), *der);
-  if (!sig.ok()) return Unauthenticated("the token signature does not verify");
-
-  DM_ASSIGN_OR_RETURN(json claims, DecodeJsonPart(token.substr(dot1 + 1, dot2 - dot1 - 1)));
+  DM_ASSIGN_OR_RETURN(jws::Token parsed, jws::Parse(token));
+  DM_RETURN_IF_ERROR(jws::VerifyEs256(parsed, public_pem_));
+  const json& claims = parsed.claims;
   UserTokenClaims out;
   try {
     out.issuer = claims.at("iss").get<std::string>();

@@ -16,6 +16,8 @@
 namespace dm::server {
 
 inline constexpr std::chrono::seconds kMaxUserTokenLifetime = std::chrono::hours(1);
+// A device-bound refresh token (token_service.cpp) lives as long as Entra's PRT.
+inline constexpr std::chrono::seconds kRefreshTokenLifetime = std::chrono::hours(24 * 14);
 
 struct UserTokenClaims {
   std::string issuer;

@@ -1,5 +1,10 @@
 #include "samples/server/testing/test_server.h"
 
+#include <fstream>
+#include <iterator>
+
+#include "samples/server/user_token.h"
+
 namespace dm::server::testing {
 
 ServerOptions TestServerOptions(const std::filesystem::path& state_dir) {
@@ -22,6 +27,19 @@ Result<std::unique_ptr<transport::HttpsClient>> TestClient(const DmServer& serve
   o.step_timeout = std::chrono::seconds(10);
   o.retry.max_attempts = 1;
   return transport::HttpsClient::Create(std::move(o));
+}
+
+Result<std::string> UserTokenFor(DmServer& server, const std::filesystem::path& state_dir,
+                                 std::string_view upn) {
+  std::ifstream in(PathsFor(state_dir).idp_key);
+  if (!in) return NotFound("no IdP key in " + state_dir.string());
+  SecretBytes key{std::string_view(std::string(std::istreambuf_iterator<char>(in), {}))};
+  DM_ASSIGN_OR_RETURN(UserTokenSigner signer,
+                      UserTokenSigner::Create(std::move(key), server.IdpBaseUrl()));
+  auto lock = server.store().Lock();
+  DM_ASSIGN_OR_RETURN(User user, server.store().FindUser(upn));
+  return signer.Issue(user.tenant_id, user.upn, server.store().Now(), kMaxUserTokenLifetime,
+                      crypto::OsRandom());
 }
 
 }  // namespace dm::server::testing

@@ -20,4 +20,9 @@ Result<std::unique_ptr<transport::HttpsClient>> TestClient(const DmServer& serve
                                                            SecretBytes key_pem = {},
                                                            std::string url = "");
 
+// A user token for `upn` signed as the server's IdP signs them (idp-key.pem of `state_dir`),
+// for tests that play a device whose user signed in. NotFound for an unknown user.
+Result<std::string> UserTokenFor(DmServer& server, const std::filesystem::path& state_dir,
+                                 std::string_view upn);
+
 }  // namespace dm::server::testing
