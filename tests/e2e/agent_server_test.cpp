@@ -18,6 +18,7 @@
 #include "agent/runtime/outbox.h"
 #include "agent/runtime/pin_reset_client.h"
 #include "agent/runtime/sync.h"
+#include "agent/runtime/user_tokens.h"
 #include "agent/session/session.h"
 #include "agent/syncml/codec.h"
 #include "agent/transport/faulty_https_server.h"
@@ -45,6 +46,26 @@ std::string RecoveryUri() {
   return std::string("./Device/Vendor/MSFT/PassportForWork/") + kTenant +
          "/Policies/EnablePinRecovery";
 }
+
+// The server's and the devices' clock: real time (TLS checks certificates against it) minus
+// an offset that each verification code moves one 30 s TOTP step on, since the server accepts
+// a step once. Starting 15 min back leaves 30 codes before it would run ahead of real time.
+class StepClock final : public Clock {
+ public:
+  TimePoint Now() const override { return Clock::System().Now() + std::chrono::seconds(offset_); }
+  // A code for a step no earlier code used.
+  std::string NextCode() {
+    offset_ += 30;
+    auto secret = crypto::Base32Decode(kTotpBase32);
+    EXPECT_TRUE(secret.ok());
+    auto code = crypto::Totp(*secret, Now());
+    EXPECT_TRUE(code.ok());
+    return code.value_or("");
+  }
+
+ private:
+  std::atomic<int64_t> offset_{-15 * 60};
+};
 
 class AgentServerTest : public ::testing::Test {
  protected:
@@ -74,6 +95,7 @@ class AgentServerTest : public ::testing::Test {
     so.password_kdf = crypto::ScryptParams::ForTests();
     so.pin_reset_rsa_bits = 2048;
     so.device_cert_validity = device_cert_validity_;
+    so.clock = &clock_;
     auto s = server::DmServer::Start(so);
     ASSERT_TRUE(s.ok()) << s.error().ToString();
     server_ = std::move(*s);
@@ -119,6 +141,7 @@ class AgentServerTest : public ::testing::Test {
     o.state_dir = dir_ / name;
     o.pin_kdf = crypto::ScryptParams::ForTests();
     o.make_issuer = agent::MakeHelloIssuer;
+    o.clock = &clock_;
     auto d = agent::Device::Open(std::move(o));
     EXPECT_TRUE(d.ok()) << d.error().ToString();
     devices_.push_back(std::move(*d));
@@ -163,26 +186,32 @@ class AgentServerTest : public ::testing::Test {
   }
   Result<agent::SyncResult> Sync(agent::Device& d) { return agent::RunSession(d, FastSync()); }
 
+  // Signs the user in as `dmagent signin` does: at the server's token endpoint with the
+  // password and a fresh code before Hello is provisioned, with the Hello key after.
   void SignIn(agent::Device& d, const std::string& upn, const std::string& pin) {
-    ASSERT_TRUE(d.policy().OnSignIn(upn).ok());
-    ASSERT_TRUE(d.SetSignedInUser(upn).ok());
     auto info = d.containers().Info(upn);
     ASSERT_TRUE(info.ok());
     if (info->exists) {
       ASSERT_TRUE(d.containers().Unlock(upn, SecretBytes(pin)).ok());
+      Status s = agent::SignInWithHelloKey(d, upn, SecretBytes(pin));
+      ASSERT_TRUE(s.ok()) << s.ToString();
     } else {
+      Status s =
+          agent::SignInWithPassword(d, upn, SecretBytes(kPassword), SecretBytes(clock_.NextCode()));
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    ASSERT_TRUE(d.policy().OnSignIn(upn).ok());
+    ASSERT_TRUE(d.SetSignedInUser(upn).ok());
+    if (!info->exists) {
       auto made = d.containers().Provision(upn, SecretBytes(pin));
       ASSERT_TRUE(made.ok()) << made.error().ToString();
     }
     ASSERT_TRUE(d.policy().Evaluate().ok());
   }
 
-  container::ResetCredentials Credentials(std::chrono::seconds skew = {}) {
-    auto secret = crypto::Base32Decode(kTotpBase32);
-    EXPECT_TRUE(secret.ok());
-    auto code = crypto::Totp(*secret, Clock::System().Now() + skew);
-    EXPECT_TRUE(code.ok());
-    return {.password = SecretBytes(kPassword), .otp_code = *code};
+  // Each call spends a new TOTP step (the server takes a code once).
+  container::ResetCredentials Credentials() {
+    return {.password = SecretBytes(kPassword), .otp_code = clock_.NextCode()};
   }
 
   std::string CanReset(agent::Device& d, const std::string& upn) {
@@ -190,6 +219,7 @@ class AgentServerTest : public ::testing::Test {
     return r.ok() ? std::string(policy::CanResetName(r->can_reset)) : r.error().ToString();
   }
 
+  StepClock clock_;
   fs::path dir_;
   std::unique_ptr<server::DmServer> server_;
   std::string token_;
@@ -242,8 +272,8 @@ TEST_F(AgentServerTest, PinRecoveryStoryEndToEnd) {
   // Non-destructive reset: the key and certificate stay byte-identical.
   auto before = d.containers().Info(kAlice);
   ASSERT_TRUE(before.ok());
-  Status kept = d.containers().ResetPinNonDestructive(
-      kAlice, **service, Credentials(std::chrono::seconds(30)), SecretBytes("864200"));
+  Status kept = d.containers().ResetPinNonDestructive(kAlice, **service, Credentials(),
+                                                      SecretBytes("864200"));
   ASSERT_TRUE(kept.ok()) << kept.ToString();
   auto after = d.containers().Info(kAlice);
   ASSERT_TRUE(after.ok());
@@ -433,7 +463,12 @@ std::vector<syncml::Command> GenericAlerts(const std::string& body) {
 TEST_F(AgentServerTest, ReportGoesOnlyToASubscribedServer) {
   agent::Device& d = NewDevice("laptop", kAlice, /*enroll=*/false);
   ASSERT_TRUE(agent::EnrollMsMde2(d, ByToken(kAlice)).ok());
-  SignIn(d, kAlice, "246810");
+  // Before the first session the device knows no token endpoint: alice signs in on the device
+  // only (as `dmagent signin` does then), so a report exists but the server hears of no user.
+  ASSERT_TRUE(d.policy().OnSignIn(kAlice).ok());
+  ASSERT_TRUE(d.SetSignedInUser(kAlice).ok());
+  ASSERT_TRUE(d.containers().Provision(kAlice, SecretBytes("246810")).ok());
+  ASSERT_TRUE(d.policy().Evaluate().ok());
   FlakyFrontEnd front(*server_, dir_ / "server");
   PointAt(d, front.Url());
 
@@ -448,6 +483,10 @@ TEST_F(AgentServerTest, ReportGoesOnlyToASubscribedServer) {
   ASSERT_TRUE(enrollment.ok());
   EXPECT_EQ(enrollment->pin_reset_url, server_->BaseUrl() + "/PinReset/recover");
   EXPECT_EQ(enrollment->hello_cert_url, server_->BaseUrl() + "/EnrollmentServer/hello-certificate");
+  // Now it does: alice signs in at the server, so the next session may carry her report.
+  Status signed_in =
+      agent::SignInWithPassword(d, kAlice, SecretBytes(kPassword), SecretBytes(clock_.NextCode()));
+  ASSERT_TRUE(signed_in.ok()) << signed_in.ToString();
 
   // Subscribed: the report is in package 1.
   ASSERT_TRUE(Sync(d).ok());
@@ -718,8 +757,8 @@ TEST_F(NetworkFaultTest, LostPinResetAnswerIsNotRetriedAndTheNextCodeWorks) {
   EXPECT_EQ(front_->faults().handler_calls(), 2);
 
   // The next code (one TOTP step later) signs in and the reset goes through.
-  auto reset = d.containers().ResetPinDestructive(
-      kAlice, **service, Credentials(std::chrono::seconds(30)), SecretBytes("135790"));
+  auto reset =
+      d.containers().ResetPinDestructive(kAlice, **service, Credentials(), SecretBytes("135790"));
   ASSERT_TRUE(reset.ok()) << reset.error().ToString();
   EXPECT_NE(reset->thumbprint, before->thumbprint);
   EXPECT_EQ(front_->faults().handler_calls(), 3);
