@@ -24,8 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // What dmserver sets in every device's DMAgent CSP at its first session (the report
-// subscription and four service values), besides the profile's three settings.
-constexpr int kAgentServiceCommands = 5;
+// subscription and five service values), besides the profile's three settings.
+constexpr int kAgentServiceCommands = 6;
 
 using nlohmann::json;
 
