@@ -51,12 +51,17 @@ IDP_HOST="localhost"
 
 srv() { "$DMSERVER" --state-dir "$work/server" --test-kdf --log-level warn "$@"; }
 agent() { "$DMAGENT" --state-dir "$work/device" --log-level warn --pin-kdf-cost 12 "$@"; }
-# The authenticator app: the code for now, or for the next 30-second step (a code is
-# accepted once, and never after a later one: the demo signs in three times within about a
-# minute, so enrollment takes the previous step's code, still inside the window).
+# The authenticator app: the code for the previous, current or next 30-second step. The
+# server accepts a step once and never after a later one, and only one step either side of
+# now: enrollment takes the previous step, the first sign-in the current one, the first PIN
+# reset the next; the second reset waits for a fresh step (at most 31 s) for its code.
 totp_prev() { oathtool --totp -b -N "now - 30 seconds" "$TOTP_SECRET"; }
 totp_now() { oathtool --totp -b "$TOTP_SECRET"; }
 totp_next() { oathtool --totp -b -N "now + 30 seconds" "$TOTP_SECRET"; }
+wait_for_fresh_step() {
+  local step=$(($(date +%s) / 30))
+  while (($(date +%s) / 30 == step)); do sleep 1; done
+}
 container_field() { agent container show --user "$USER" --json | jq -r ".$1"; }
 server_can_reset() {
   srv report --json | jq -r --arg u "$USER" \
@@ -100,8 +105,9 @@ ok "device $dev_id enrolled and added to group all-devices"
 # The first session: the server subscribes to the compliance report and sets the service URLs.
 agent sync >/dev/null
 
-say "$USER signs in and sets up Windows Hello (PIN, key and certificate issued)"
-printf '%s\n' "$PIN1" | agent signin --user "$USER"
+say "$USER signs in at the server (password + code, a user token) and sets up Windows Hello"
+# The token endpoint proves the user; the Hello certificate is then issued in the token's name.
+printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_now)" "$PIN1" | agent signin --user "$USER"
 expect_eq "CanReset" "$(container_field CanReset)" "DestructiveOnly"
 thumb1="$(container_field Thumbprint)"; from1="$(container_field NotBefore)"
 agent container show --user "$USER"
@@ -109,7 +115,7 @@ agent sync
 expect_eq "server sees CanReset" "$(server_can_reset)" "DestructiveOnly"
 
 say "$USER forgets the PIN: without PIN recovery the only way is a destructive reset"
-printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_now)" "$PIN2" | agent pin reset --user "$USER"
+printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_next)" "$PIN2" | agent pin reset --user "$USER"
 thumb2="$(container_field Thumbprint)"
 expect_ne "certificate thumbprint" "$thumb2" "$thumb1"
 expect_eq "last reset" "$(container_field LastReset.kind)" "destructive"
@@ -141,6 +147,7 @@ expect_eq "server status of EnablePinRecovery" "$(server_setting_status EnablePi
 
 say "$USER forgets the PIN again: non-destructive reset keeps keys and certificate"
 thumb3="$(container_field Thumbprint)"; from3="$(container_field NotBefore)"
+wait_for_fresh_step
 printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_next)" "$PIN3" | agent pin reset --user "$USER"
 expect_eq "certificate thumbprint" "$(container_field Thumbprint)" "$thumb3"
 expect_eq "certificate NotBefore" "$(container_field NotBefore)" "$from3"
