@@ -765,6 +765,26 @@ TEST_F(NetworkFaultTest, LostPinResetAnswerIsNotRetriedAndTheNextCodeWorks) {
   EXPECT_TRUE(d.containers().Unlock(kAlice, SecretBytes("135790")).ok());
 }
 
+// A copy of the state directory holds no user token in clear: it is sealed under machine.key
+// (the session would carry it as the user). Sign-out forgets it.
+TEST_F(AgentServerTest, UserTokensAreSealedAndForgottenAtSignOut) {
+  agent::Device& d = NewDevice("laptop");
+  SignIn(d, kAlice, "246810");
+  auto token = agent::CurrentUserToken(d, kAlice);
+  ASSERT_TRUE(token.ok()) << token.error().ToString();
+  ASSERT_GT(token->size(), 100u);
+  const std::string signature = token->substr(token->rfind('.') + 1);
+  for (const auto& entry : fs::recursive_directory_iterator(dir_ / "laptop")) {
+    if (!entry.is_regular_file()) continue;
+    const std::string bytes = ReadFile(entry.path());
+    EXPECT_EQ(bytes.find(signature), std::string::npos) << entry.path();
+  }
+  ASSERT_TRUE(agent::ForgetUserTokens(d.db(), kAlice).ok());
+  auto after = agent::CurrentUserToken(d, kAlice);
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  EXPECT_EQ(*after, "");
+}
+
 // `dmagent run`: polls, and stops cleanly between sessions on SIGTERM.
 TEST_F(AgentServerTest, DaemonPollsAndStopsOnSigterm) {
   {
