@@ -6,6 +6,7 @@
 #include <exception>
 #include <set>
 
+#include "base/ascii.h"
 #include "storage/database.h"
 
 namespace dm::csp {
@@ -33,12 +34,6 @@ bool IsGuidWithoutBraces(std::string_view s) {
     if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
   }
   return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 bool ScopeAllows(const NodeDef& d, UriScope scope) {
@@ -149,7 +144,7 @@ bool Tree::ResolveSegments(UriScope scope, const std::string& user,
           out.bad_name =
               "'" + seg + "' is not a valid " + dynamic->name + ": expected a GUID without braces";
         }
-        name = Lower(seg);
+        name = AsciiLower(seg);
       }
       out.dynamic.push_back(name);
     } else {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "base/ascii.h"
+
 namespace dm::policy {
 namespace {
 
@@ -361,12 +363,6 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
@@ -396,7 +392,7 @@ bool IsHostName(std::string_view host) {
 // https://host[:port][/path][?query][#fragment]; no user info, no IP-literal brackets.
 bool IsHttpsUrl(std::string_view url) {
   constexpr std::string_view kScheme = "https://";
-  if (url.size() <= kScheme.size() || Lower(url.substr(0, kScheme.size())) != kScheme) {
+  if (url.size() <= kScheme.size() || AsciiLower(url.substr(0, kScheme.size())) != kScheme) {
     return false;
   }
   std::string_view rest = url.substr(kScheme.size());
@@ -522,7 +518,7 @@ Result<std::string> NormalizeValue(const SettingDef& def, std::string_view value
   std::string_view name = ShortName(def.name);
   switch (def.type) {
     case ValueType::kBool: {
-      std::string v = Lower(Trim(value));
+      std::string v = AsciiLower(Trim(value));
       if (v == kTrue || v == kFalse) return v;
       return InvalidArgument(std::string(name) + " must be true or false, got '" +
                              std::string(value) + "'");

@@ -3,14 +3,10 @@
 #include <cctype>
 #include <cstdio>
 
+#include "base/ascii.h"
+
 namespace dm::enroll {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string DecodeEntities(std::string_view s) {
   static const std::pair<std::string_view, char> kEntities[] = {{"&amp;", '&'},  {"&quot;", '"'},
@@ -46,7 +42,7 @@ std::vector<std::pair<std::string, std::string>> Attributes(std::string_view tag
            tag[i] != '/') {
       ++i;
     }
-    std::string name = Lower(tag.substr(n0, i - n0));
+    std::string name = AsciiLower(tag.substr(n0, i - n0));
     if (name.empty()) {
       ++i;
       continue;
@@ -88,7 +84,7 @@ void AppendPair(std::string& out, std::string_view name, std::string_view value)
 
 Result<HtmlForm> ParseHtmlForm(std::string_view html, size_t max_bytes) {
   if (html.size() > max_bytes) return ResourceExhausted("sign-in page too large");
-  const std::string lower = Lower(html);
+  const std::string lower = AsciiLower(html);
   const size_t start = lower.find("<form");
   if (start == std::string::npos) return InvalidArgument("the page holds no <form>");
   const size_t end_tag = lower.find('>', start);

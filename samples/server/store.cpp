@@ -898,13 +898,6 @@ Result<std::vector<Device>> Store::Devices() {
 
 // ---- helpers ----
 
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 Result<std::string> Sha256Hex(std::string_view text) {
   DM_ASSIGN_OR_RETURN(Bytes digest, crypto::Sha256(crypto::AsBytes(text)));
   return crypto::HexEncode(digest);

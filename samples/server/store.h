@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/ascii.h"
 #include "base/clock.h"
 #include "base/crypto.h"
 #include "base/secret.h"
@@ -232,8 +233,6 @@ class Store {
   Options options_;
 };
 
-// ASCII lower case (GUIDs, UPNs, host names, alert types compare case-insensitively).
-std::string AsciiLower(std::string_view s);
 // Lower-case hex SHA-256 of the text (token digests, content fingerprints).
 Result<std::string> Sha256Hex(std::string_view text);
 
