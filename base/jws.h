@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,10 @@
 namespace dm::jws {
 
 inline constexpr size_t kMaxTokenSize = 16 * 1024;
+// RFC 7523 key-possession assertions: the grant type that names them at a token endpoint,
+// and the longest lifetime dmserver accepts (the agent signs them for exactly that long).
+inline constexpr char kJwtBearerGrantType[] = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+inline constexpr int64_t kMaxAssertionLifetime = 300;
 
 // base64url(header) "." base64url(claims): what the signature covers.
 std::string SigningInput(const nlohmann::json& header, const nlohmann::json& claims);

@@ -8,6 +8,7 @@
 #include "agent/enroll/form.h"
 #include "agent/runtime/enrollment.h"
 #include "agent/runtime/machine_key.h"
+#include "base/ascii.h"
 #include "base/crypto.h"
 #include "base/jws.h"
 #include "base/log.h"
@@ -20,18 +21,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kJwtBearer[] = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 // Renewed this long before it expires, so a session never sends a token about to lapse.
 constexpr int64_t kRenewBefore = 120;
-constexpr int64_t kAssertionLifetime = 300;
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-std::string KeyOf(std::string_view upn) { return "user_tokens." + Lower(upn); }
-std::string PurposeOf(std::string_view upn) { return "user-tokens:" + Lower(upn); }
+std::string KeyOf(std::string_view upn) { return "user_tokens." + AsciiLower(upn); }
+std::string PurposeOf(std::string_view upn) { return "user-tokens:" + AsciiLower(upn); }
 
 struct Tokens {
   std::string access_token;
@@ -136,8 +130,8 @@ Status SignInWithPassword(Device& device, std::string_view upn, const SecretByte
   enroll::HtmlForm form;
   form.fields = {{"grant_type", "password"}};
   SecretBytes body = enroll::EncodeForm(form, upn, password, otp);
-  DM_ASSIGN_OR_RETURN(Tokens t,
-                      Exchange(device.db(), device.state_dir(), device.clock().Now(), body, nullptr));
+  DM_ASSIGN_OR_RETURN(
+      Tokens t, Exchange(device.db(), device.state_dir(), device.clock().Now(), body, nullptr));
   return Save(device.db(), device.state_dir(), upn, t);
 }
 
@@ -153,15 +147,17 @@ Status SignInWithHelloKey(Device& device, std::string_view upn, const SecretByte
   DM_ASSIGN_OR_RETURN(Bytes jti, crypto::OsRandom().Public(16));
   const int64_t now = ToUnixSeconds(device.clock().Now());
   const json header{{"alg", "ES256"}, {"typ", "JWT"}, {"x5c", json::array({cert_b64})}};
-  const json claims{{"sub", std::string(upn)},       {"aud", e.user_token_url},
-                    {"iat", now},                    {"exp", now + kAssertionLifetime},
+  const json claims{{"sub", std::string(upn)},
+                    {"aud", e.user_token_url},
+                    {"iat", now},
+                    {"exp", now + jws::kMaxAssertionLifetime},
                     {"jti", crypto::HexEncode(jti)}};
   const std::string input = jws::SigningInput(header, claims);
   DM_ASSIGN_OR_RETURN(Bytes der, device.containers().Sign(upn, pin, crypto::AsBytes(input)));
   DM_ASSIGN_OR_RETURN(std::string assertion, jws::Assemble(input, der));
-  SecretBytes body = FormOf({{"grant_type", kJwtBearer}, {"assertion", assertion}});
-  DM_ASSIGN_OR_RETURN(Tokens t,
-                      Exchange(device.db(), device.state_dir(), device.clock().Now(), body, nullptr));
+  SecretBytes body = FormOf({{"grant_type", jws::kJwtBearerGrantType}, {"assertion", assertion}});
+  DM_ASSIGN_OR_RETURN(
+      Tokens t, Exchange(device.db(), device.state_dir(), device.clock().Now(), body, nullptr));
   return Save(device.db(), device.state_dir(), upn, t);
 }
 
@@ -177,8 +173,7 @@ Result<std::string> CurrentUserToken(storage::Database& db, const std::filesyste
     DM_RETURN_IF_ERROR(ForgetUserTokens(db, upn));
     return std::string();
   }
-  SecretBytes body =
-      FormOf({{"grant_type", "refresh_token"}, {"refresh_token", t->refresh_token}});
+  SecretBytes body = FormOf({{"grant_type", "refresh_token"}, {"refresh_token", t->refresh_token}});
   auto renewed = Exchange(db, state_dir, now, body, &*t);
   if (!renewed.ok()) {
     if (renewed.error().code() == Code::kUnavailable ||

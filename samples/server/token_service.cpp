@@ -21,8 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kJwtBearer[] = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-constexpr int64_t kMaxAssertionLifetime = 300;
 constexpr int64_t kLeeway = 30;
 constexpr size_t kMaxBody = 32 * 1024;
 
@@ -59,7 +57,7 @@ Result<User> UserOfAssertion(ServerContext& ctx, std::string_view assertion,
   if (text("aud") != ctx.base_url + "/oauth2/token") {
     return Unauthenticated("the assertion is for another audience");
   }
-  if (sub.empty() || jti.empty() || jti.size() > 128 || exp - iat > kMaxAssertionLifetime ||
+  if (sub.empty() || jti.empty() || jti.size() > 128 || exp - iat > jws::kMaxAssertionLifetime ||
       iat > now + kLeeway || exp + kLeeway <= now) {
     return Unauthenticated("the assertion lacks sub or jti, or is not valid now");
   }
@@ -107,7 +105,7 @@ transport::HttpResponse HandleToken(ServerContext& ctx, const transport::HttpReq
     }
     if (!s.ok()) return s.code() == Code::kUnauthenticated ? Refused(s.message()) : StatusError(s);
     user = std::move(named);
-  } else if (grant == kJwtBearer) {
+  } else if (grant == jws::kJwtBearerGrantType) {
     user = UserOfAssertion(ctx, form["assertion"], device->dev_id);
     if (!user.ok() && user.error().code() != Code::kUnauthenticated) {
       return StatusError(user.error());
@@ -129,26 +127,26 @@ transport::HttpResponse HandleToken(ServerContext& ctx, const transport::HttpReq
     return JsonError(400, "invalid_request", "grant_type is missing");
   } else {
     return JsonError(400, "unsupported_grant_type",
-                     "use password, refresh_token or " + std::string(kJwtBearer));
+                     "use password, refresh_token or " + std::string(jws::kJwtBearerGrantType));
   }
   if (user->tenant_id != device->tenant_id) return Refused("the user is not of this tenant");
 
   auto lock = store.Lock();
   const int64_t now = store.Now();
-  auto token = ctx.user_tokens.Issue(user->tenant_id, user->upn, now, kMaxUserTokenLifetime,
-                                     store.random());
+  auto token =
+      ctx.user_tokens.Issue(user->tenant_id, user->upn, now, kMaxUserTokenLifetime, store.random());
   if (!token.ok()) return StatusError(token.error());
   json answer{{"access_token", *token},
               {"token_type", "Bearer"},
               {"expires_in", kMaxUserTokenLifetime.count()}};
   if (sign_in) {
-    auto refresh = store.IssueRefreshToken(user->tenant_id, user->upn, device->dev_id,
-                                           kRefreshTokenLifetime);
+    auto refresh =
+        store.IssueRefreshToken(user->tenant_id, user->upn, device->dev_id, kRefreshTokenLifetime);
     if (!refresh.ok()) return StatusError(refresh.error());
     answer["refresh_token"] = *refresh;
     answer["refresh_token_expires_in"] = kRefreshTokenLifetime.count();
-    spdlog::info("{} signed in on device {} ({})", Printable(user->upn),
-                 Printable(device->dev_id), grant == "password" ? "password" : "Hello key");
+    spdlog::info("{} signed in on device {} ({})", Printable(user->upn), Printable(device->dev_id),
+                 grant == "password" ? "password" : "Hello key");
   }
   return JsonResponse(200, answer);  // Cache-Control: no-store, as RFC 6749 §5.1 asks
 }
