@@ -188,14 +188,13 @@ NodeDef DmAgentCsp(policy::PolicyEngine& engine, storage::Database& db,
                            {SettingNode(engine, /*per_user=*/false)}),
                   Interior("Users", access::kGet, Storage::kPermanent, {std::move(user)}),
                   Interior("Subscriptions", access::kGet, Storage::kPermanent, {std::move(alert)}),
-                  Interior(
-                      "Services", access::kGet, Storage::kPermanent,
-                      {ServiceLeaf(db, "PinResetUrl", kPinResetUrlKey, HttpsUrl),
-                       ServiceLeaf(db, "PinResetPublicKey", kPinResetPublicKeyKey, RsaPublicKey,
-                                   install_key),
-                       ServiceLeaf(db, "HelloCertificateUrl", kHelloCertUrlKey, HttpsUrl),
-                       ServiceLeaf(db, "FederationLoginUrl", kFederationLoginUrlKey, HttpsUrl),
-                       ServiceLeaf(db, "UserTokenUrl", kUserTokenUrlKey, HttpsUrl)})}))
+                  Interior("Services", access::kGet, Storage::kPermanent,
+                           {ServiceLeaf(db, "PinResetUrl", kPinResetUrlKey, HttpsUrl),
+                            ServiceLeaf(db, "PinResetPublicKey", kPinResetPublicKeyKey,
+                                        RsaPublicKey, install_key),
+                            ServiceLeaf(db, "HelloCertificateUrl", kHelloCertUrlKey, HttpsUrl),
+                            ServiceLeaf(db, "FederationLoginUrl", kFederationLoginUrlKey, HttpsUrl),
+                            ServiceLeaf(db, "UserTokenUrl", kUserTokenUrlKey, HttpsUrl)})}))
       .DeviceOnly();
 }
 

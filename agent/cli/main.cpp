@@ -112,8 +112,7 @@ Status SignIn(Device& device, const std::string& user) {
       // Like a cached Windows sign-in, the device signs in while the server cannot be reached
       // or refuses the Hello key; the user's settings then wait for a sign-in it accepts.
       if (Status s = SignInWithHelloKey(device, user, pin); !s.ok()) {
-        std::cerr << "warning: the server did not sign " << user << " in: " << s.message()
-                  << "\n";
+        std::cerr << "warning: the server did not sign " << user << " in: " << s.message() << "\n";
       }
     }
     DM_RETURN_IF_ERROR(device.policy().OnSignIn(user));

@@ -31,9 +31,9 @@ class RemoteHelloIssuer final : public container::CertificateIssuer {
         ServiceClientOptions(db_, state_dir_, enrollment_, enrollment_.hello_cert_url));
     DM_ASSIGN_OR_RETURN(auto client, transport::HttpsClient::Create(std::move(opts)));
     json body{{"public_key", public_key_pem}};
-    DM_ASSIGN_OR_RETURN(transport::HttpResponse resp,
-                        client->Post("", body.dump(), "application/json",
-                                     {{"Authorization", "Bearer " + token}}));
+    DM_ASSIGN_OR_RETURN(
+        transport::HttpResponse resp,
+        client->Post("", body.dump(), "application/json", {{"Authorization", "Bearer " + token}}));
     json answer = json::parse(resp.body, nullptr, false);
     if (resp.status != 200) {
       std::string why = answer.is_object() ? answer.value("message", resp.body) : resp.body;

@@ -91,9 +91,9 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   for (const OutboxEntry& e : pending) start.alerts.push_back(e.alert);
   for (const GenericAlert& a : options.extra_alerts) start.alerts.push_back(a);
 
-  DM_ASSIGN_OR_RETURN(transport::HttpsClientOptions http,
-                      ServiceClientOptions(device.db(), device.state_dir(), enrollment,
-                                           enrollment.management_url));
+  DM_ASSIGN_OR_RETURN(
+      transport::HttpsClientOptions http,
+      ServiceClientOptions(device.db(), device.state_dir(), enrollment, enrollment.management_url));
   http.step_timeout = options.step_timeout;
   http.retry = options.retry;
   http.sleep = options.sleep;

@@ -35,9 +35,9 @@ transport::HttpResponse HandleHelloCertificate(ServerContext& ctx,
   auto user = claims.ok() ? store.FindUser(claims->upn) : Result<User>(claims.error());
   if (!user.ok() || user->tenant_id != device->tenant_id ||
       AsciiLower(claims->tenant_id) != AsciiLower(device->tenant_id)) {
-    spdlog::warn("device {}: Hello certificate refused: {}", Printable(device->dev_id),
-                 claims.ok() ? "the token's user is not of the device's tenant"
-                             : claims.error().message());
+    spdlog::warn(
+        "device {}: Hello certificate refused: {}", Printable(device->dev_id),
+        claims.ok() ? "the token's user is not of the device's tenant" : claims.error().message());
     return JsonError(401, "invalid_token", "the user token was not accepted");
   }
   pki::IssueOptions issue;

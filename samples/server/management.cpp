@@ -263,7 +263,7 @@ class Session {
   storage::Database& db_;
   Device device_;
   const syncml::Message& in_;
-  const AgentServices* services_;  // null: none configured
+  const AgentServices* services_;       // null: none configured
   const UserTokenSigner* user_tokens_;  // null: no user is ever signed in
   int64_t session_seq_ = 0;
   std::string login_status_;

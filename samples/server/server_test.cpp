@@ -27,8 +27,8 @@
 #include "samples/server/admin.h"
 #include "samples/server/agent_services.h"
 #include "samples/server/management.h"
-#include "samples/server/server_internal.h"
 #include "samples/server/report.h"
+#include "samples/server/server_internal.h"
 
 namespace dm::server {
 namespace {
@@ -1055,8 +1055,8 @@ class UserTokenTest : public PinResetTest {
     return json::parse(resp.body, nullptr, false);
   }
   transport::HttpResponse HelloCertificate(transport::HttpsClient& client,
-                                           const std::string& public_pem,
-                                           const std::string& token, const json& extra = {}) {
+                                           const std::string& public_pem, const std::string& token,
+                                           const json& extra = {}) {
     json body{{"public_key", public_pem}};
     if (extra.is_object()) body.update(extra);
     auto resp = client.Post("/EnrollmentServer/hello-certificate", body.dump(), "application/json",
@@ -1068,13 +1068,13 @@ class UserTokenTest : public PinResetTest {
   std::string Assertion(const SecretBytes& key, const std::string& cert_pem, const std::string& sub,
                         const std::string& jti, int64_t lifetime = 300) {
     const int64_t now = ToUnixSeconds(clock_.Now());
-    auto token = jws::SignEs256(
-        key, {{"alg", "ES256"}, {"x5c", json::array({pki::PemBase64(cert_pem)})}},
-        {{"sub", sub},
-         {"aud", server_->BaseUrl() + "/oauth2/token"},
-         {"iat", now},
-         {"exp", now + lifetime},
-         {"jti", jti}});
+    auto token =
+        jws::SignEs256(key, {{"alg", "ES256"}, {"x5c", json::array({pki::PemBase64(cert_pem)})}},
+                       {{"sub", sub},
+                        {"aud", server_->BaseUrl() + "/oauth2/token"},
+                        {"iat", now},
+                        {"exp", now + lifetime},
+                        {"jti", jti}});
     EXPECT_TRUE(token.ok());
     return token.ok() ? *token : "";
   }
@@ -1093,8 +1093,8 @@ TEST_F(UserTokenTest, HelloCertificatesAreNamedAfterTheUserToken) {
   const std::string token = alice.value("access_token", "");
   EXPECT_EQ(UpnOf(token), "alice@fabrikam.test");
   // The request may name Bob: the certificate still names the token's user.
-  auto resp = HelloCertificate(*device_.client, hello->public_pem, token,
-                               {{"upn", "bob@fabrikam.test"}});
+  auto resp =
+      HelloCertificate(*device_.client, hello->public_pem, token, {{"upn", "bob@fabrikam.test"}});
   ASSERT_EQ(resp.status, 200) << resp.body;
   auto info = pki::ParseCertificate(json::parse(resp.body).at("certificate").get<std::string>());
   ASSERT_TRUE(info.ok());
@@ -1137,8 +1137,10 @@ TEST_F(UserTokenTest, PasswordGrantThenRefreshOnThisDeviceOnly) {
   EXPECT_EQ(Token(*Client(), "grant_type=refresh_token&refresh_token=" + refresh).status, 403);
 
   // Wrong factors, unknown grants.
-  auto wrong = Token(*device_.client, "grant_type=password&username=alice%40fabrikam.test"
-                                      "&password=nope&otp=" + TotpNow());
+  auto wrong = Token(*device_.client,
+                     "grant_type=password&username=alice%40fabrikam.test"
+                     "&password=nope&otp=" +
+                         TotpNow());
   EXPECT_EQ(wrong.status, 400);
   EXPECT_EQ(Token(*device_.client, "grant_type=client_credentials").status, 400);
   EXPECT_EQ(Token(*device_.client, "").status, 400);
@@ -1169,16 +1171,17 @@ TEST_F(UserTokenTest, HelloKeyAssertionSignsTheUserIn) {
   // Replayed, from another device, for another user, signed by another key, too long-lived.
   EXPECT_EQ(Token(*device_.client, grant + "&assertion=" + assertion).status, 400);
   TestDevice other = Enroll("DEV-OTHER");
-  EXPECT_EQ(Token(*other.client,
-                  grant + "&assertion=" +
-                      Assertion(hello->private_pem, cert, "alice@fabrikam.test", "j2"))
-                .status,
-            400);
+  EXPECT_EQ(
+      Token(*other.client, grant + "&assertion=" +
+                               Assertion(hello->private_pem, cert, "alice@fabrikam.test", "j2"))
+          .status,
+      400);
   AddUser("bob@fabrikam.test", "bob-pw");
-  EXPECT_EQ(Token(*device_.client, grant + "&assertion=" +
-                                       Assertion(hello->private_pem, cert, "bob@fabrikam.test", "j3"))
-                .status,
-            400);
+  EXPECT_EQ(
+      Token(*device_.client,
+            grant + "&assertion=" + Assertion(hello->private_pem, cert, "bob@fabrikam.test", "j3"))
+          .status,
+      400);
   auto stranger = pki::GenerateKeyPair(pki::KeyType::kEcP256);
   ASSERT_TRUE(stranger.ok());
   EXPECT_EQ(Token(*device_.client,

@@ -47,10 +47,10 @@ Status Store::RecordHelloCertificate(std::string_view serial, std::string_view d
                                      std::string_view upn, int64_t expires_at) {
   DM_ASSIGN_OR_RETURN(auto tx, db_->Begin());
   DM_RETURN_IF_ERROR(db_->Run("DELETE FROM hello_certificates WHERE expires_at <= ?", Now()));
-  DM_RETURN_IF_ERROR(db_->Run(
-      "INSERT OR REPLACE INTO hello_certificates (serial, dev_id, upn, expires_at) "
-      "VALUES (?, ?, ?, ?)",
-      AsciiLower(serial), dev_id, upn, expires_at));
+  DM_RETURN_IF_ERROR(
+      db_->Run("INSERT OR REPLACE INTO hello_certificates (serial, dev_id, upn, expires_at) "
+               "VALUES (?, ?, ?, ?)",
+               AsciiLower(serial), dev_id, upn, expires_at));
   DM_RETURN_IF_ERROR(db_->Run(
       "DELETE FROM hello_certificates WHERE dev_id = ?1 AND serial NOT IN (SELECT serial FROM "
       "hello_certificates WHERE dev_id = ?1 ORDER BY rowid DESC LIMIT ?2)",
