@@ -4,39 +4,22 @@
 // RetryPolicy, give up with a Status that says where it failed, and log each retry.
 // Retries sleep through an injected sleeper: nothing here waits for a backoff.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <sstream>
 #include <vector>
 
 #include "agent/transport/faulty_https_server.h"
 #include "agent/transport/https_client.h"
+#include "base/log_capture_test_support.h"
 #include "base/pki.h"
 
 namespace dm::transport {
 namespace {
 
+using dm::testing::LogCapture;
 using std::chrono::hours;
 using std::chrono::milliseconds;
-
-// Routes spdlog's default logger into a string for the life of the object.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
 
 class HttpsFaultsTest : public ::testing::Test {
  protected:

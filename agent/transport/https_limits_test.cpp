@@ -7,7 +7,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -15,39 +14,18 @@
 
 #include <chrono>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include "agent/transport/https_server.h"
+#include "base/log_capture_test_support.h"
 #include "base/pki.h"
 
 namespace dm::transport {
 namespace {
 
+using dm::testing::LogCapture;
 using std::chrono::hours;
-
-// Routes spdlog's default logger into a string for the life of the object.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  size_t Count(const std::string& needle) const {
-    const std::string text = out_.str();
-    size_t n = 0;
-    for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
-    return n;
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
 
 // A TCP connection from `source` to 127.0.0.1:port, optionally with a TLS handshake; held open
 // until destroyed. Reads time out after 5 s so a broken server fails the test, not hangs it.
@@ -160,7 +138,7 @@ class HttpsLimitsTest : public ::testing::Test {
 
 // Security issue #11: one address could hold every connection the server can carry.
 TEST_F(HttpsLimitsTest, ConnectionsOverThePerAddressLimitAreRefusedUntilOneCloses) {
-  LogCapture log;
+  LogCapture log(spdlog::level::info);
   ASSERT_NO_FATAL_FAILURE(Start(/*max_connections=*/0, /*per_address=*/3));
   std::vector<std::unique_ptr<Connection>> held;
   for (int i = 0; i < 3; ++i) {
