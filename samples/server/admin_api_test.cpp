@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/clock.h"
@@ -41,9 +42,13 @@ class AdminApiTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void StartServer() {
+  ServerOptions Options() {
     ServerOptions options = testing::TestServerOptions(dir_ / "state");
     options.clock = &clock_;
+    return options;
+  }
+  void StartServer() { StartServer(Options()); }
+  void StartServer(const ServerOptions& options) {
     auto server = DmServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.error().ToString();
     server_ = std::move(*server);
@@ -130,6 +135,48 @@ TEST_F(AdminApiTest, TheAdminApiHasItsOwnLoopbackListenerAndTheDeviceListener404
   ASSERT_TRUE(none.ok()) << none.error().ToString();
   EXPECT_EQ((*none)->admin_port(), 0);
   EXPECT_EQ((*none)->AdminBaseUrl(), "");
+}
+
+// The limits are dmserver's options, applied to both its listeners (the transport's defaults
+// happen to equal dmserver's, so only a server started with others shows the wiring).
+TEST_F(AdminApiTest, BothListenersCloseConnectionsOverTheServersLimits) {
+  struct Limits {
+    size_t in_all, per_address;
+  };
+  for (const Limits limits : {Limits{2, 0}, Limits{0, 2}}) {
+    server_.reset();
+    ServerOptions options = Options();
+    options.max_connections = limits.in_all;
+    options.max_connections_per_address = limits.per_address;
+    ASSERT_NO_FATAL_FAILURE(StartServer(options));
+    for (const bool admin : {false, true}) {
+      SCOPED_TRACE(std::string(admin ? "admin" : "device") + " listener, limits " +
+                   std::to_string(limits.in_all) + "/" + std::to_string(limits.per_address));
+      const std::string url = admin ? server_->AdminBaseUrl() : server_->BaseUrl();
+      const std::string path = admin ? "/admin/v1/tenant.list" : "/PinReset/publickey";
+      // A new client's first request: its status, 0 when the connection was refused. The
+      // client keeps its connection open for as long as it lives.
+      auto connect = [&](std::unique_ptr<transport::HttpsClient>& client) {
+        auto c = testing::TestClient(*server_, "", {}, url);
+        if (!c.ok()) return -1;
+        client = std::move(*c);
+        auto r = client->Post(path, "{}", "application/json",
+                              {{"Authorization", "Bearer " + initial_token_}});
+        return r.ok() ? r->status : 0;
+      };
+      std::unique_ptr<transport::HttpsClient> first, second, third;
+      ASSERT_EQ(connect(first), 200);
+      ASSERT_EQ(connect(second), 200);
+      EXPECT_EQ(connect(third), 0) << "a third connection at once";
+      first->Close();
+      int status = 0;  // the slot comes back once the server has seen the close
+      for (int i = 0; i < 250 && status != 200; ++i) {
+        status = connect(third);
+        if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      EXPECT_EQ(status, 200);
+    }
+  }
 }
 
 TEST_F(AdminApiTest, ReadOnlyTokenReadsButCannotWrite) {
