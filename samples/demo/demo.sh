@@ -6,7 +6,7 @@
 #
 # Every step checks what it printed; the script exits 0 only if every step behaved as
 # expected. State lives in a temporary directory that is removed at the end (DEMO_KEEP=1
-# keeps it). oathtool plays the user's authenticator app.
+# keeps it). oathtool plays the user's authenticator app; curl calls the admin API.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -84,12 +84,13 @@ ok "tenant Fabrikam ($TENANT_ID), user $USER in group pin-recovery-users"
 say "dmserver starts on loopback (its own CA, mutual TLS for management)"
 # The binary itself in the background (not the srv function), so $! is the server's pid.
 "$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 \
-  --idp-host "$IDP_HOST" --port-file "$work/port" &
+  --idp-host "$IDP_HOST" --port-file "$work/port" --admin-port-file "$work/admin-port" &
 server_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 [[ -s "$work/port" ]] || fail "dmserver did not start"
-port="$(cat "$work/port")"
+port="$(cat "$work/port")"; admin_port="$(cat "$work/admin-port")"  # written first
 ok "listening on https://127.0.0.1:$port (IdP at https://$IDP_HOST:$port/adfs/ls/)"
+ok "admin API on its own listener, https://127.0.0.1:$admin_port"
 IDP_URL="https://$IDP_HOST:$port/adfs/ls/"
 
 say "The device enrolls as Windows does (MS-MDE2); $USER signs in at the federated IdP"
@@ -167,7 +168,19 @@ agent web-signin "$IDP_URL"
 ok "the IdP page opens after the ConfigureWebSignInAllowedUrls profile"
 agent sync >/dev/null
 
-say "What the admin sees"
+say "What the admin sees, also through the admin API with a read-only token"
 srv report
+# The token goes to a new 0600 file only; curl reads the header from a file, so the token is
+# never on a command line.
+srv admin-token create --scope read-only --name auditor --token-file "$work/auditor-token" >/dev/null
+(umask 077; printf 'Authorization: Bearer %s\n' "$(cat "$work/auditor-token")" >"$work/auditor-header")
+admin_api() {  # port, method, op: prints the HTTP status, the body goes to $work/api.json
+  curl -sS -o "$work/api.json" -w '%{http_code}' --cacert "$work/server/ca.pem" \
+    -H @"$work/auditor-header" -X "$2" "https://127.0.0.1:$1/admin/v1/$3"
+}
+expect_eq "GET /admin/v1/report" "$(admin_api "$admin_port" GET report)" "200"
+expect_eq "devices in it" "$(jq -r '[.devices[].device] | join(",")' "$work/api.json")" "$dev_id"
+expect_eq "a write with the read-only token" "$(admin_api "$admin_port" POST tenant.add)" "403"
+expect_eq "the admin API on the device port" "$(admin_api "$port" GET report)" "404"
 echo
 printf '%sdemo passed: %d steps%s\n' "$green" "$step" "$reset"
