@@ -321,12 +321,11 @@ class Mde2Test : public ::testing::Test {
     std::ifstream in(dir_ / "state" / "admin-token");
     std::string token;
     in >> token;
-    HttpResponse r =
-        server_->Handle({.method = "POST",
-                         .target = "/admin/v1/" + op,
-                         .headers = {{"Host", "127.0.0.1"}, {"Authorization", "Bearer " + token}},
-                         .body = args.dump()},
-                        {});
+    HttpResponse r = server_->HandleAdmin(
+        {.method = "POST",
+         .target = "/admin/v1/" + op,
+         .headers = {{"Host", "127.0.0.1"}, {"Authorization", "Bearer " + token}},
+         .body = args.dump()});
     EXPECT_EQ(r.status, 200) << op << ": " << r.body;
     return json::parse(r.body, nullptr, false);
   }

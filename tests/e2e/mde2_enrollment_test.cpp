@@ -190,7 +190,7 @@ json AdminOverHttps(const server::DmServer& server, const fs::path& state_dir,
   std::ifstream in(state_dir / "admin-token");
   std::string token;
   in >> token;
-  auto client = server::testing::TestClient(server);
+  auto client = server::testing::TestClient(server, "", {}, server.AdminBaseUrl());
   EXPECT_TRUE(client.ok());
   auto r = (*client)->PostOnce("/admin/v1/" + op, args.dump(), "application/json",
                                {{"Authorization", "Bearer " + token}});
