@@ -40,6 +40,10 @@ using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
 using GenNamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES_free>>;
 using GenNamePtr = std::unique_ptr<GENERAL_NAME, Deleter<GENERAL_NAME_free>>;
+using CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
+using RevokedPtr = std::unique_ptr<X509_REVOKED, Deleter<X509_REVOKED_free>>;
+using AsnIntPtr = std::unique_ptr<ASN1_INTEGER, Deleter<ASN1_INTEGER_free>>;
+using AsnTimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME_free>>;
 
 // Drains OpenSSL's thread-local error queue into a message, so a later call does not report a
 // stale error and the caller sees why (e.g. "no start line" for a non-PEM input).
@@ -477,6 +481,63 @@ Result<std::string> SelfSign(const SecretBytes& private_pem, const IssueOptions&
   Issuer self{nullptr, key.get()};
   return BuildCertificate(self, key.get(), options.common_name, options.not_before,
                           options.validity, /*is_ca=*/false, &options);
+}
+
+Result<std::string> CreateCrl(const CertificateAuthority& ca,
+                              const std::vector<std::string>& revoked_serials_hex,
+                              TimePoint this_update, std::chrono::seconds validity,
+                              uint64_t crl_number) {
+  if (validity.count() <= 0) return InvalidArgument("CRL validity must be positive");
+  DM_ASSIGN_OR_RETURN(X509Ptr ca_cert, LoadCert(ca.cert_pem));
+  DM_ASSIGN_OR_RETURN(PkeyPtr ca_key, LoadPrivateKey(ca.key_pem));
+  if (X509_check_private_key(ca_cert.get(), ca_key.get()) != 1) {
+    return SslFailure(Code::kInvalidArgument, "CA key does not match CA certificate");
+  }
+  CrlPtr crl(X509_CRL_new());
+  if (!crl || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca_cert.get())) != 1) {
+    return SslFailure(Code::kInternal, "CRL header");
+  }
+  const std::time_t from = std::chrono::system_clock::to_time_t(this_update);
+  AsnTimePtr last(ASN1_TIME_set(nullptr, from));
+  AsnTimePtr next(ASN1_TIME_set(nullptr, from + static_cast<std::time_t>(validity.count())));
+  if (!last || !next || X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1) {
+    return SslFailure(Code::kInternal, "CRL validity");
+  }
+  for (const std::string& hex : revoked_serials_hex) {
+    BIGNUM* raw = nullptr;
+    if (hex.empty() || hex.size() > 40 ||
+        BN_hex2bn(&raw, hex.c_str()) != static_cast<int>(hex.size())) {
+      BN_free(raw);
+      return InvalidArgument("revoked serial is not hex: " + hex.substr(0, 64));
+    }
+    BnPtr bn(raw);
+    AsnIntPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+    RevokedPtr entry(X509_REVOKED_new());
+    if (!serial || !entry || X509_REVOKED_set_serialNumber(entry.get(), serial.get()) != 1 ||
+        X509_REVOKED_set_revocationDate(entry.get(), last.get()) != 1 ||
+        X509_CRL_add0_revoked(crl.get(), entry.get()) != 1) {
+      return SslFailure(Code::kInternal, "CRL entry");
+    }
+    entry.release();  // owned by the CRL
+  }
+  BnPtr number_bn(BN_new());
+  if (!number_bn || BN_set_word(number_bn.get(), crl_number) != 1) {
+    return SslFailure(Code::kInternal, "CRL number");
+  }
+  AsnIntPtr number(BN_to_ASN1_INTEGER(number_bn.get(), nullptr));
+  if (!number || X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
+    return SslFailure(Code::kInternal, "CRL number");
+  }
+  if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()) <= 0) {
+    return SslFailure(Code::kInternal, "sign CRL");
+  }
+  BioPtr out(BIO_new(BIO_s_mem()));
+  if (!out || PEM_write_bio_X509_CRL(out.get(), crl.get()) != 1) {
+    return SslFailure(Code::kInternal, "CRL to PEM");
+  }
+  return BioToString(out.get());
 }
 
 Status VerifyCertificate(std::string_view cert_pem, std::string_view ca_pem, TimePoint at) {

@@ -83,6 +83,13 @@ std::string PemFromDer(std::span<const uint8_t> der, std::string_view label);
 // Every "CERTIFICATE" PEM block of a bundle, in order.
 std::vector<std::string> SplitCertificatePems(std::string_view bundle);
 
+// A v2 CRL signed by the CA listing `revoked_serials_hex` (as CertInfo::serial_hex spells
+// them), valid from `this_update` for `validity` (nextUpdate), with a CRL number.
+Result<std::string> CreateCrl(const CertificateAuthority& ca,
+                              const std::vector<std::string>& revoked_serials_hex,
+                              TimePoint this_update, std::chrono::seconds validity,
+                              uint64_t crl_number);
+
 // OK when `cert_pem` chains to `ca_pem` and is valid at `at`.
 Status VerifyCertificate(std::string_view cert_pem, std::string_view ca_pem, TimePoint at);
 

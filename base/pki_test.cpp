@@ -347,6 +347,42 @@ TEST_F(PkiOpensslCliTest, ThumbprintAndSerialMatchOpenssl) {
   EXPECT_NE(fp.output.find("serial=" + info->serial_hex), std::string::npos) << fp.output;
 }
 
+// The CRL a dmserver CA signs is what `openssl verify -crl_check` takes: the listed serial is
+// revoked, another certificate of the CA verifies, and a bad serial or a stranger's CA key is
+// refused when the CRL is made.
+TEST_F(PkiOpensslCliTest, OpensslChecksOurCrl) {
+  const std::string revoked = IssueDevice(DeviceOptions("device-revoked"));
+  const std::string kept = IssueDevice(DeviceOptions("device-kept"));
+  auto info = ParseCertificate(revoked);
+  ASSERT_TRUE(info.ok());
+  auto crl = CreateCrl(ca_, {info->serial_hex}, clock_.Now(), kDay * 7, 42);
+  ASSERT_TRUE(crl.ok()) << crl.status().ToString();
+  const std::string ca = Write("ca.pem", ca_.cert_pem);
+  const std::string crl_path = Write("crl.pem", *crl);
+  const std::string base = "openssl verify -crl_check -CAfile '" + ca + "' -CRLfile '" + crl_path +
+                           "' -attime " + AtTime(clock_.Now() + hours(1)) + " ";
+  CmdResult bad = RunCommand(base + "'" + Write("revoked.pem", revoked) + "'");
+  EXPECT_NE(bad.exit_code, 0) << bad.output;
+  EXPECT_NE(bad.output.find("certificate revoked"), std::string::npos) << bad.output;
+  CmdResult good = RunCommand(base + "'" + Write("kept.pem", kept) + "'");
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  CmdResult stale = RunCommand("openssl verify -crl_check -CAfile '" + ca + "' -CRLfile '" +
+                               crl_path + "' -attime " + AtTime(clock_.Now() + kDay * 8) + " '" +
+                               Write("kept2.pem", kept) + "'");
+  EXPECT_NE(stale.exit_code, 0) << stale.output;
+  EXPECT_NE(stale.output.find("CRL has expired"), std::string::npos) << stale.output;
+  CmdResult text = RunCommand("openssl crl -noout -text -in '" + crl_path + "'");
+  EXPECT_NE(text.output.find("X509v3 CRL Number"), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("42"), std::string::npos) << text.output;
+
+  EXPECT_EQ(CreateCrl(ca_, {"not-hex"}, clock_.Now(), kDay, 1).status().code(),
+            Code::kInvalidArgument);
+  auto other = CreateCa("Other Root", clock_.Now(), kDay);
+  ASSERT_TRUE(other.ok());
+  CertificateAuthority mixed{ca_.cert_pem, other->key_pem.Clone()};
+  EXPECT_EQ(CreateCrl(mixed, {}, clock_.Now(), kDay, 1).status().code(), Code::kInvalidArgument);
+}
+
 TEST_F(PkiOpensslCliTest, OpensslAcceptsOurCsr) {
   auto key = GenerateKeyPair(KeyType::kEcP256);
   ASSERT_TRUE(key.ok());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "agent/transport/asio.h"
+#include "agent/transport/client_revocation.h"
 #include "agent/transport/tls_internal.h"
 #include "base/pki.h"
 
@@ -88,6 +89,12 @@ class ServerCore {
 
   const HttpsServerOptions& options() const { return options_; }
   ssl::context& ssl_ctx() { return ssl_ctx_; }
+  Status SetRevocationList(std::string_view crl_pem) {
+    if (options_.client_cert_mode == ClientCertMode::kNone) {
+      return FailedPrecondition("the server does not ask for client certificates");
+    }
+    return revocation_.Set(crl_pem);
+  }
   HttpResponse Handle(const HttpRequest& request, const PeerInfo& peer);
 
   // A connection is counted from accept until its session object is destroyed, which every
@@ -128,6 +135,7 @@ class ServerCore {
 
   HttpsServerOptions options_;
   HttpHandler handler_;
+  internal::ClientRevocation revocation_;  // before ssl_ctx_, whose handshakes call it
   ssl::context ssl_ctx_;
   std::mutex sessions_mu_;
   std::map<uint64_t, Entry> sessions_;
@@ -386,6 +394,11 @@ Status ServerCore::Init() {
       mode |= ssl::verify_fail_if_no_peer_cert;
     }
     ssl_ctx_.set_verify_mode(mode);
+    DM_RETURN_IF_ERROR(revocation_.SetIssuers(options_.client_ca_pem));
+    revocation_.Install(ssl_ctx_.native_handle());
+    if (!options_.client_crl_pem.empty()) {
+      DM_RETURN_IF_ERROR(revocation_.Set(options_.client_crl_pem));
+    }
     // Session resumption with client verification needs a session id context.
     SSL_CTX_set_session_id_context(ssl_ctx_.native_handle(),
                                    reinterpret_cast<const unsigned char*>(kSessionIdContext.data()),
@@ -548,6 +561,9 @@ uint16_t HttpsServer::port() const { return impl_->port_; }
 const std::string& HttpsServer::address() const { return impl_->options().address; }
 std::string HttpsServer::BaseUrl() const {
   return "https://" + internal::HostPort(impl_->options().address, impl_->port_);
+}
+Status HttpsServer::SetRevocationList(std::string_view crl_pem) {
+  return impl_->SetRevocationList(crl_pem);
 }
 void HttpsServer::Stop() { impl_->Stop(); }
 uint64_t HttpsServer::connections_accepted() const { return impl_->accepted_; }

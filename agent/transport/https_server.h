@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "agent/transport/http_types.h"
 #include "base/secret.h"
@@ -45,6 +46,10 @@ struct HttpsServerOptions {
 
   ClientCertMode client_cert_mode = ClientCertMode::kNone;
   std::string client_ca_pem;  // trust anchors for client certificates
+  // A CRL (PEM) signed by a client CA: the certificates it lists fail the handshake, and so
+  // does every client certificate once the CRL is out of date. Empty: no revocation check
+  // until SetRevocationList.
+  std::string client_crl_pem;
 
   std::chrono::milliseconds io_timeout{30'000};
   size_t max_body_bytes = 4u << 20;
@@ -76,6 +81,12 @@ class HttpsServer {
   const std::string& address() const;
   // "https://127.0.0.1:<port>" (IPv6 addresses in brackets).
   std::string BaseUrl() const;
+
+  // Replaces the CRL client certificates are checked against, for every handshake from now on
+  // (a resumed TLS session is checked too: a revoked certificate gets a full handshake, which
+  // fails). Refused, leaving the current list, unless it parses, is signed by a client CA and
+  // is not out of date.
+  Status SetRevocationList(std::string_view crl_pem);
 
   // Stops accepting, drops open connections and joins the threads. Idempotent.
   void Stop();

@@ -464,6 +464,87 @@ TEST_F(HttpsTest, ServerRejectsAClientCertificateFromAnUntrustedCa) {
   EXPECT_EQ(seen_.size(), 0u);
 }
 
+std::string SerialOf(const std::string& cert_pem) {
+  auto info = pki::ParseCertificate(cert_pem);
+  EXPECT_TRUE(info.ok());
+  return info.ok() ? info->serial_hex : "";
+}
+
+std::string Crl(const pki::CertificateAuthority& ca, std::vector<std::string> serials,
+                TimePoint from = RealNow() - hours(1), seconds validity = hours(24)) {
+  auto crl = pki::CreateCrl(ca, serials, from, validity, 1);
+  EXPECT_TRUE(crl.ok()) << crl.status().ToString();
+  return crl.value_or("");
+}
+
+// A revoked client certificate fails the TLS handshake itself (the handler never runs), also
+// when the client offers a session resumed from before the revocation, in both client
+// certificate modes; other certificates are unaffected.
+TEST_F(HttpsTest, RevokedClientCertificateFailsTheHandshakeEvenWhenResuming) {
+  for (ClientCertMode mode : {ClientCertMode::kRequired, ClientCertMode::kOptional}) {
+    SCOPED_TRACE(mode == ClientCertMode::kRequired ? "required" : "optional");
+    HttpsServerOptions so = ServerOptions(mode);
+    so.client_crl_pem = Crl(ca_, {});
+    StartServer(std::move(so), Echo());
+    TlsResumption saved;
+    auto connect = [&](const Leaf& leaf) {
+      HttpsClientOptions o = ClientOptions(Url());
+      o.client_cert_pem = leaf.cert;
+      o.client_key_pem = leaf.key.Clone();
+      o.resumption = &saved;
+      auto client = MakeClient(std::move(o));
+      return client->Post("", "x");
+    };
+    ASSERT_TRUE(connect(client_leaf_).ok());
+    ASSERT_NE(saved.session, nullptr);
+    const size_t handled = seen_.size();
+
+    ASSERT_TRUE(server_->SetRevocationList(Crl(ca_, {SerialOf(client_leaf_.cert)})).ok());
+    auto refused = connect(client_leaf_);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code(), Code::kUnauthenticated) << refused.error().ToString();
+    EXPECT_NE(refused.error().message().find("the server rejected the client certificate"),
+              std::string::npos)
+        << refused.error().message();
+    EXPECT_EQ(seen_.size(), handled);
+
+    Leaf other = MakeLeaf(ca_, ClientCertOptions("device-2"));
+    ASSERT_TRUE(connect(other).ok());
+    EXPECT_EQ(seen_.peers.back().client_cert_cn, "device-2");
+    // Lifted again (a CRL without it): the first certificate works.
+    ASSERT_TRUE(server_->SetRevocationList(Crl(ca_, {SerialOf(other.cert)})).ok());
+    EXPECT_TRUE(connect(client_leaf_).ok());
+    EXPECT_FALSE(connect(other).ok());
+    server_.reset();
+  }
+}
+
+// Only a current CRL of the client CA replaces the list; a refused one leaves it in force.
+TEST_F(HttpsTest, SetRevocationListRefusesForeignOrStaleCrls) {
+  StartServer(ServerOptions(), Echo());
+  const std::string serial = SerialOf(client_leaf_.cert);
+  ASSERT_TRUE(server_->SetRevocationList(Crl(ca_, {serial})).ok());
+  pki::CertificateAuthority rogue = MakeCa("Rogue Root");
+  EXPECT_EQ(server_->SetRevocationList(Crl(rogue, {})).code(), Code::kInvalidArgument);
+  EXPECT_EQ(server_->SetRevocationList(Crl(ca_, {}, RealNow() - hours(48), hours(24))).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(server_->SetRevocationList("not a CRL").code(), Code::kInvalidArgument);
+  auto client = MakeClient(ClientOptions(Url()));
+  EXPECT_FALSE(client->Post("", "x").ok());
+  EXPECT_EQ(seen_.size(), 0u);
+
+  // A server that asks for no client certificate has nothing to revoke.
+  HttpsServerOptions plain = ServerOptions(ClientCertMode::kNone);
+  plain.client_ca_pem.clear();
+  auto s = HttpsServer::Start(std::move(plain), Echo());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->SetRevocationList(Crl(ca_, {})).code(), Code::kFailedPrecondition);
+  // A bad CRL at start is a start failure.
+  HttpsServerOptions bad = ServerOptions();
+  bad.client_crl_pem = Crl(rogue, {});
+  EXPECT_FALSE(HttpsServer::Start(std::move(bad), Echo()).ok());
+}
+
 TEST_F(HttpsTest, OptionalClientCertificateMayBeAbsent) {
   StartServer(ServerOptions(ClientCertMode::kOptional), Echo());
   HttpsClientOptions o = ClientOptions(Url());

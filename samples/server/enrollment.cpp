@@ -179,7 +179,9 @@ HttpResponse HandleEnrollment(ServerContext& ctx, const transport::HttpRequest& 
     if (!caller->jti.empty()) {
       DM_RETURN_IF_ERROR(store.SpendTokenId(caller->jti, caller->token_expires_at));
     }
-    // Re-enrollment replaces the certificate: the old one stops working (serial check).
+    // Re-enrollment replaces the certificate: the old one stops working (revoked, and the
+    // serial check).
+    DM_RETURN_IF_ERROR(store.RevokeCertificateOf(req->device_id, "superseded"));
     DM_RETURN_IF_ERROR(store.db().Run(
         "INSERT INTO devices (dev_id, tenant_id, cert_serial, cert_thumbprint, enrolled_upn, "
         "enrolled, enrolled_at, hw_dev_id, enrollment_type) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) "

@@ -18,6 +18,7 @@
 #include "samples/server/admin_tokens.h"
 #include "samples/server/management.h"
 #include "samples/server/mde2_service.h"
+#include "samples/server/revocation.h"
 #include "samples/server/server_internal.h"
 #include "storage/state_dir.h"
 
@@ -349,6 +350,8 @@ class DmServer::Impl {
   std::string pin_reset_public_key;
   std::unique_ptr<transport::HttpsServer> https;
   std::unique_ptr<transport::HttpsServer> admin_https;  // none without an admin address
+  // After the listeners, so its poll thread stops before the server it publishes to goes.
+  std::unique_ptr<RevocationPublisher> revocation;
   std::optional<UserTokenSigner> user_tokens;  // issuer = the IdP's URL, known with the port
   // Set once the port is known (after the listener started): requests that race the start
   // get 503.
@@ -359,7 +362,17 @@ class DmServer::Impl {
   HttpResponse RouteAdmin(const HttpRequest& request);
   HttpResponse Admin(const HttpRequest& request, std::string_view path);
   std::optional<AdminCaller> Authenticate(const HttpRequest& request);
+  // After what may have revoked a certificate: the TLS layer refuses it from the next
+  // handshake on.
+  void PublishRevocations();
 };
+
+void DmServer::Impl::PublishRevocations() {
+  if (!revocation) return;
+  if (Status s = revocation->Refresh(); !s.ok()) {
+    spdlog::error("cannot publish the CRL of revoked certificates: {}", s.ToString());
+  }
+}
 
 // The token of "Authorization: Bearer <token>", if it is one in force.
 std::optional<AdminCaller> DmServer::Impl::Authenticate(const HttpRequest& request) {
@@ -411,6 +424,7 @@ HttpResponse DmServer::Impl::Admin(const HttpRequest& request, std::string_view 
   spdlog::info("admin {} {} by token '{}': {}", request.method, Printable(op), caller->name,
                result.ok() ? "ok" : CodeName(result.error().code()));
   if (!result.ok()) return StatusError(result.error());
+  PublishRevocations();
   return JsonResponse(200, *result);
 }
 
@@ -478,7 +492,17 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
   }
   if (path == "/EnrollmentServer/Enrollment.svc") {
     if (!post) return JsonError(405, "method_not_allowed", "use POST");
-    return HandleEnrollment(*context, request, peer);
+    HttpResponse r = HandleEnrollment(*context, request, peer);
+    PublishRevocations();  // a re-enrollment supersedes the device's certificate
+    return r;
+  }
+  if (path == "/pki/crl.pem") {
+    if (!get) return JsonError(405, "method_not_allowed", "use GET");
+    HttpResponse r;
+    r.status = 200;
+    r.headers = {{"Content-Type", "application/x-pem-file"}, {"Cache-Control", "no-cache"}};
+    r.body = revocation ? revocation->current_pem() : "";
+    return r;
   }
   if (path == "/PinReset/publickey") {
     if (!get && !post) return JsonError(405, "method_not_allowed", "use GET or POST");
@@ -526,6 +550,7 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   DM_ASSIGN_OR_RETURN(impl->pin_reset_public_key, crypto::PublicKeyPem(impl->pin_reset_key));
   DM_ASSIGN_OR_RETURN(impl->store, OpenStore(options));
   impl->management = std::make_unique<ManagementService>(*impl->store);
+  impl->revocation = std::make_unique<RevocationPublisher>(*impl->store, impl->ca);
 
   // The TLS server certificate, for every name the server answers to.
   pki::IssueOptions issue;
@@ -562,6 +587,8 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   // one check it themselves.
   https.client_cert_mode = transport::ClientCertMode::kOptional;
   https.client_ca_pem = impl->ca.cert_pem;
+  // Revoked certificates fail the handshake from the first connection on, restarts included.
+  DM_ASSIGN_OR_RETURN(https.client_crl_pem, impl->revocation->Build());
   https.threads = options.threads;
   https.server_name = "dmserver/0.1";
   // The admin listener: the same certificate, no client certificates, one thread.
@@ -581,6 +608,9 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
                                                               const transport::PeerInfo& peer) {
                                         return raw->Route(request, peer);
                                       }));
+  raw->revocation->SetSink(
+      [raw](const std::string& crl_pem) { return raw->https->SetRevocationList(crl_pem); });
+  raw->revocation->StartPolling(options.revocation_poll);
   const std::string port = std::to_string(raw->https->port());
   const std::string idp_base_url = "https://" + UrlHost(options.idp_host) + ":" + port;
   {
@@ -640,6 +670,7 @@ HttpResponse DmServer::HandleAdmin(const HttpRequest& request) {
 }
 
 void DmServer::Stop() {
+  if (impl_ && impl_->revocation) impl_->revocation->StopPolling();
   if (impl_ && impl_->admin_https) impl_->admin_https->Stop();
   if (impl_ && impl_->https) impl_->https->Stop();
 }

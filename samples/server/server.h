@@ -27,6 +27,8 @@
 //   Host idp.<...> only: GET|POST /adfs/ls/  the federated IdP's sign-in page (and, with
 //                                         appru, the enrollment token page)
 //   Host enterpriseenrollment.<domain> only: the three .svc endpoints above
+//   GET /pki/crl.pem                      the CRL of revoked device certificates (PEM), which the
+//                                         TLS layer checks every client certificate against
 //   /admin/... on the device listener: 404
 //
 // The admin listener (admin_listen_address:admin_port, loopback by default; its own TLS
@@ -83,6 +85,9 @@ struct ServerOptions {
   int pin_reset_rsa_bits = 3072;
   std::chrono::seconds device_cert_validity = std::chrono::hours(24 * 365);
   int threads = 2;
+  // How often the server looks for certificates revoked from outside (the admin CLI) to put
+  // them in the CRL its TLS layer checks; its own admin API and enrollments publish at once.
+  std::chrono::milliseconds revocation_poll{2000};
 };
 
 struct StatePaths {

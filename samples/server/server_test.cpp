@@ -1013,12 +1013,17 @@ TEST_F(PinResetTest, NeedsAnEnrolledDeviceCertificate) {
   AdminOk("consent", {{"app", "client"}});
   auto anonymous = Client();
   EXPECT_EQ(Recover("alice-pw", TotpNow(), anonymous.get()).status, 401);
-  // A certificate the CA issued but whose enrollment was replaced no longer counts.
+  // A certificate the CA issued but whose enrollment was replaced is revoked: it does not get
+  // through the TLS handshake.
   std::string old_cert = device_.cert_pem;
   SecretBytes old_key = device_.key_pem.Clone();
   Enroll("DEV-PIN", "alice@fabrikam.test");
   auto stale = Client(old_cert, std::move(old_key));
-  EXPECT_EQ(Recover("alice-pw", TotpNow(), stale.get()).status, 403);
+  auto refused = PostJson(*stale, "/PinReset/recover", {{"upn", "alice@fabrikam.test"}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("the server rejected the client certificate"),
+            std::string::npos)
+      << refused.error().ToString();
 }
 
 TEST_F(PinResetTest, SignInForADestructiveResetNeedsNoConsent) {

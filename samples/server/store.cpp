@@ -231,6 +231,17 @@ CREATE TABLE hello_certificates (
 );
 CREATE INDEX hello_certificates_by_device ON hello_certificates (dev_id);
 )sql"},
+    // Device certificates that stopped being the device's: the CRL the TLS server checks.
+    // Rows are only added, so max(rowid) tells whether the list changed.
+    {7, "dmserver: revoked device certificates",
+     R"sql(
+CREATE TABLE revoked_certs (
+  serial TEXT PRIMARY KEY,
+  dev_id TEXT NOT NULL,
+  reason TEXT NOT NULL CHECK (reason IN ('retired', 'superseded')),
+  revoked_at INTEGER NOT NULL
+);
+)sql"},
 };
 
 bool IsGuid(std::string_view s) {
@@ -875,14 +886,42 @@ Result<std::optional<Device>> Store::FindDevice(std::string_view dev_id) {
 
 Status Store::RetireDevice(std::string_view tenant_id, std::string_view dev_id) {
   DM_ASSIGN_OR_RETURN(auto tx, db_->Begin());
-  DM_RETURN_IF_ERROR(db_->Run(
-      "UPDATE devices SET enrolled = 0, cert_serial = '' WHERE dev_id = ? AND tenant_id = ?",
-      dev_id, AsciiLower(tenant_id)));
-  if (db_->Changes() == 0) return NotFound("no device " + std::string(dev_id) + " in the tenant");
+  DM_ASSIGN_OR_RETURN(std::optional<Device> device, FindDevice(dev_id));
+  if (!device || device->tenant_id != AsciiLower(tenant_id)) {
+    return NotFound("no device " + std::string(dev_id) + " in the tenant");
+  }
+  DM_RETURN_IF_ERROR(RevokeCertificateOf(dev_id, "retired"));
+  DM_RETURN_IF_ERROR(
+      db_->Run("UPDATE devices SET enrolled = 0, cert_serial = '' WHERE dev_id = ?", dev_id));
   DM_RETURN_IF_ERROR(ForgetDeviceSignIns(dev_id));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("device {} retired by the admin", dev_id);
   return Status::Ok();
+}
+
+Status Store::RevokeCertificateOf(std::string_view dev_id, std::string_view reason) {
+  return db_->Run(
+      "INSERT OR IGNORE INTO revoked_certs (serial, dev_id, reason, revoked_at) "
+      "SELECT cert_serial, dev_id, ?, ? FROM devices WHERE dev_id = ? AND cert_serial != ''",
+      reason, Now(), dev_id);
+}
+
+Result<RevokedCertificates> Store::RevokedSerials() {
+  RevokedCertificates out;
+  DM_ASSIGN_OR_RETURN(out.generation, RevocationGeneration());
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT serial FROM revoked_certs ORDER BY serial"));
+  while (true) {
+    DM_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.serials_hex.push_back(st.Text(0));
+  }
+  return out;
+}
+
+Result<int64_t> Store::RevocationGeneration() {
+  DM_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT coalesce(max(rowid), 0) FROM revoked_certs"));
+  DM_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.Int(0) : 0;
 }
 
 Result<std::vector<Device>> Store::Devices() {

@@ -116,6 +116,13 @@ struct Device {
 
 inline constexpr int kMaxSignInsPerDevice = 16;
 
+// The device certificates the server no longer accepts, and a number that grows whenever the
+// list does.
+struct RevokedCertificates {
+  std::vector<std::string> serials_hex;
+  int64_t generation = 0;
+};
+
 class Store {
  public:
   struct Options {
@@ -218,6 +225,11 @@ class Store {
   // Unenrolls a device of the tenant: its certificate stops working and the DeviceID may be
   // enrolled again by anyone with the tenant's credentials.
   Status RetireDevice(std::string_view tenant_id, std::string_view dev_id);
+  // Adds the device's current certificate (if any) to the revoked ones; `reason` is retired or
+  // superseded.
+  Status RevokeCertificateOf(std::string_view dev_id, std::string_view reason);
+  Result<RevokedCertificates> RevokedSerials();
+  Result<int64_t> RevocationGeneration();
 
  private:
   Store(std::unique_ptr<storage::Database> db, Options options)

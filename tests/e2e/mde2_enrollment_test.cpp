@@ -183,6 +183,62 @@ TEST_F(Mde2EnrollmentTest, TakeoverByReEnrollmentIsRefusedAndRenewalWithTheCertW
   EXPECT_TRUE(agent::EnrollMsMde2(attacker, Request(kManagedUser)).ok());
 }
 
+// The admin API as an operator calls it over HTTPS, with the bearer token from the state
+// directory.
+json AdminOverHttps(const server::DmServer& server, const fs::path& state_dir,
+                    const std::string& op, const json& args) {
+  std::ifstream in(state_dir / "admin-token");
+  std::string token;
+  in >> token;
+  auto client = server::testing::TestClient(server, "", {}, server.AdminBaseUrl());
+  EXPECT_TRUE(client.ok());
+  auto r = (*client)->PostOnce("/admin/v1/" + op, args.dump(), "application/json",
+                               {{"Authorization", "Bearer " + token}});
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r.ok() ? r->status : 0, 200) << (r.ok() ? r->body : "");
+  return r.ok() ? json::parse(r->body, nullptr, false) : json();
+}
+
+// Retire revokes the certificate at the TLS level: the retired agent's next session (which
+// offers its saved TLS session) fails the handshake, the other devices go on, and the DeviceID
+// enrolls again through MS-MDE2 and then syncs with its new certificate.
+TEST_F(Mde2EnrollmentTest, RetiredDeviceFailsTheTlsHandshakeAndItsIdEnrollsAgain) {
+  agent::Device& retired = NewDevice("retired");
+  agent::Device& bystander = NewDevice("bystander");
+  ASSERT_TRUE(agent::EnrollMsMde2(retired, Request(kManagedUser)).ok());
+  ASSERT_TRUE(agent::EnrollMsMde2(bystander, Request(kManagedUser)).ok());
+  // As the daemon runs sessions: each offers the TLS session the last one saved.
+  transport::TlsResumption saved;
+  agent::SyncOptions daemon;
+  daemon.tls_resumption = &saved;
+  ASSERT_TRUE(agent::RunSession(retired, daemon).ok());
+  auto resumed = agent::RunSession(retired, daemon);
+  ASSERT_TRUE(resumed.ok()) << resumed.error().ToString();
+  EXPECT_TRUE(resumed->tls_resumed);  // so the refusal below covers resumption too
+  ASSERT_TRUE(agent::RunSession(bystander).ok());
+  auto retired_id = csp::DeviceId(retired.db());
+  ASSERT_TRUE(retired_id.ok());
+
+  AdminOverHttps(*server_, dir_ / "server", "device.retire",
+                 {{"tenant", "Contoso"}, {"device", *retired_id}});
+  ASSERT_NE(saved.session, nullptr);
+  auto refused = agent::RunSession(retired, daemon);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("the server rejected the client certificate"),
+            std::string::npos)
+      << refused.error().ToString();
+  EXPECT_TRUE(agent::RunSession(bystander).ok());
+
+  // The same DeviceID on a fresh install enrolls again and syncs.
+  agent::Device& again = NewDevice("again");
+  ASSERT_TRUE(csp::WriteFact(again.db(), csp::kFactDeviceId, *retired_id).ok());
+  ASSERT_TRUE(agent::EnrollMsMde2(again, Request(kManagedUser)).ok());
+  auto fresh = agent::RunSession(again);
+  ASSERT_TRUE(fresh.ok()) << fresh.error().ToString();
+  EXPECT_FALSE(agent::RunSession(retired, daemon).ok());
+  EXPECT_TRUE(agent::RunSession(bystander).ok());
+}
+
 TEST_F(Mde2EnrollmentTest, UnenrollTellsTheServerAndKeepsTheUsersContainers) {
   agent::Device& d = NewDevice("laptop");
   ASSERT_TRUE(agent::EnrollMsMde2(d, Request(kManagedUser)).ok());
