@@ -129,7 +129,7 @@ echo
 printf '%-24s %12s %9s %10s %8s  %s\n' target executions seconds execs/s crashes status
 for t in "${targets[@]}"; do
   secs="${took[$t]:-0}"
-  rate=$(awk -v n="${execs[$t]:-0}" -v s="$secs" 'BEGIN { printf "%d", s > 0 ? n / s : 0 }')
+  rate=$(awk -v n="${execs[$t]:-0}" -v s="$secs" 'BEGIN { printf "%d", (s > 0) ? n / s : 0 }')
   printf '%-24s %12s %9s %10s %8s  %s\n' "$t" "${execs[$t]:-?}" "$secs" "$rate" \
     "${findings[$t]}" "${status[$t]}"
 done
