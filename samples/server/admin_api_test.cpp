@@ -33,8 +33,7 @@ class AdminApiTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     ASSERT_NO_FATAL_FAILURE(StartServer());
-    std::ifstream in(PathsFor(dir_ / "state").admin_token);
-    std::getline(in, initial_token_);
+    initial_token_ = testing::InitialAdminToken(dir_ / "state");
     ASSERT_EQ(initial_token_.size(), 64u);
   }
   void TearDown() override {

@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -318,9 +317,7 @@ class Mde2Test : public ::testing::Test {
   // An admin operation through the admin API (the router, with the bearer token), which
   // publishes revocations at once, as `POST /admin/v1/<op>` does.
   json AdminApi(const std::string& op, const json& args) {
-    std::ifstream in(dir_ / "state" / "admin-token");
-    std::string token;
-    in >> token;
+    const std::string token = testing::InitialAdminToken(dir_ / "state");
     HttpResponse r = server_->HandleAdmin(
         {.method = "POST",
          .target = "/admin/v1/" + op,

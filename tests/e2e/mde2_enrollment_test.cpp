@@ -187,9 +187,7 @@ TEST_F(Mde2EnrollmentTest, TakeoverByReEnrollmentIsRefusedAndRenewalWithTheCertW
 // directory.
 json AdminOverHttps(const server::DmServer& server, const fs::path& state_dir,
                     const std::string& op, const json& args) {
-  std::ifstream in(state_dir / "admin-token");
-  std::string token;
-  in >> token;
+  const std::string token = server::testing::InitialAdminToken(state_dir);
   auto client = server::testing::TestClient(server, "", {}, server.AdminBaseUrl());
   EXPECT_TRUE(client.ok());
   auto r = (*client)->PostOnce("/admin/v1/" + op, args.dump(), "application/json",

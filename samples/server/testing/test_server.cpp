@@ -42,4 +42,11 @@ Result<std::string> UserTokenFor(DmServer& server, const std::filesystem::path& 
                       crypto::OsRandom());
 }
 
+std::string InitialAdminToken(const std::filesystem::path& state_dir) {
+  std::ifstream in(PathsFor(state_dir).admin_token);
+  std::string token;
+  std::getline(in, token);
+  return token;
+}
+
 }  // namespace dm::server::testing

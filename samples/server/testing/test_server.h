@@ -25,4 +25,7 @@ Result<std::unique_ptr<transport::HttpsClient>> TestClient(const DmServer& serve
 Result<std::string> UserTokenFor(DmServer& server, const std::filesystem::path& state_dir,
                                  std::string_view upn);
 
+// The global admin token `init` wrote to `state_dir` ("initial"); empty when there is none.
+std::string InitialAdminToken(const std::filesystem::path& state_dir);
+
 }  // namespace dm::server::testing
