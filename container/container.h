@@ -230,6 +230,8 @@ class ContainerStore {
   // Seals every container written before the key sealer existed (no PIN needed; their counters
   // are MACed as they are). Returns how many. PIN operations also seal such a row first.
   Result<int> SealLegacyContainers();
+  // The device's key sealer, for the other stores bound to the machine (security keys).
+  KeySealer& sealer() { return sealer_; }
 
   // ---- policy (written by the policy engine) ----
   // Records what policy says for `user` (whether or not a container exists). Returns true

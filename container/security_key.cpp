@@ -2,7 +2,10 @@
 //
 // Key hierarchy per security key:
 //   device key (32 random bytes, file state_dir/security-keys.key, 0600, never in the database)
-//     seals: the authenticator secret (32 random bytes per key)  -> security_key.sealed_secret
+//     seals: the authenticator secret (32 random bytes per key), sealed once more under the
+//            device's KeySealer (machine.key)                    -> security_key.sealed_secret
+//   KeySealer
+//     MACs: the PIN state (retries, failures, PIN set, policy)   -> security_key.counter_mac
 //   authenticator secret
 //     seals: each credential's private key PEM                   -> *_credential.sealed_private_key
 //            the PIN verifier record                             -> security_key.sealed_pin
@@ -301,12 +304,20 @@ struct KeyRow {
   int power_up_failures = 0;
   int64_t powered_up_at_ms = 0;
   std::optional<int64_t> pin_set_at;
+  std::optional<Bytes> counter_mac;  // nullopt: written before the KeySealer (legacy)
+  // Set on load: false when counter_mac does not verify; the row then reads as blocked.
+  bool state_verified = true;
 };
 
 constexpr char kKeyColumns[] =
     "k.key_id, k.user, k.label, k.created_at, k.sealed_secret, k.sealed_pin, k.min_pin_length, "
-    "k.force_pin_change, k.pin_retries, k.power_up_failures, k.powered_up_at_ms, k.pin_set_at";
-constexpr int kKeyColumnCount = 12;
+    "k.force_pin_change, k.pin_retries, k.power_up_failures, k.powered_up_at_ms, k.pin_set_at, "
+    "k.counter_mac";
+constexpr int kKeyColumnCount = 13;
+
+// A sealed authenticator secret from before the KeySealer: nonce, 32-byte secret, GCM tag.
+// Sealed again it is longer, and nobody without the sealer can make it this size again.
+constexpr size_t kLegacySealedSecretSize = 12 + 32 + 16;
 
 KeyRow ReadKeyRow(const storage::Statement& st) {
   KeyRow r;
@@ -322,10 +333,54 @@ KeyRow ReadKeyRow(const storage::Statement& st) {
   r.power_up_failures = static_cast<int>(st.Int(9));
   r.powered_up_at_ms = st.Int(10);
   if (!st.IsNull(11)) r.pin_set_at = st.Int(11);
+  if (!st.IsNull(12)) r.counter_mac = st.Blob(12);
   return r;
 }
 
-Result<KeyRow> LoadKey(storage::Database& db, std::string_view user, std::string_view key_id) {
+// What counter_mac authenticates: the PIN state, bound to the user and the key, and to the
+// PIN record itself, so neither clearing nor swapping sealed_pin passes.
+Result<std::string> PinStateMacData(const KeyRow& r) {
+  std::string pin = "-";
+  if (r.sealed_pin) {
+    DM_ASSIGN_OR_RETURN(Bytes h, crypto::Sha256(*r.sealed_pin));
+    pin = crypto::HexEncode(h);
+  }
+  return SecurityKeyAssociatedData(internal::kPurposePinState, r.user, r.key_id) + "\n" +
+         std::to_string(r.pin_retries) + "\n" + std::to_string(r.power_up_failures) + "\n" +
+         std::to_string(r.powered_up_at_ms) + "\n" + std::to_string(r.min_pin_length) + "\n" +
+         (r.force_pin_change ? "1" : "0") + "\n" + pin;
+}
+
+bool IsLegacy(const KeyRow& r) {
+  return !r.counter_mac && r.sealed_secret.size() == kLegacySealedSecretSize;
+}
+
+std::string SecretSealContext(const KeyRow& r) {
+  return SecurityKeyAssociatedData(internal::kPurposeSecretSeal, r.user, r.key_id);
+}
+
+// Whether the PIN state is the one this device wrote. A legacy row is taken as it is (its
+// upgrade MACs it); anything else without a valid MAC was edited or comes from another machine.
+bool PinStateVerifies(KeySealer& sealer, const KeyRow& r) {
+  if (IsLegacy(r)) return true;
+  if (!r.counter_mac) return false;
+  auto data = PinStateMacData(r);
+  return data.ok() && sealer.VerifyMac(*data, *r.counter_mac).ok();
+}
+
+// A row whose state does not verify is treated as blocked, and keeps reading so: nothing but a
+// reset writes a MAC for it again.
+void MarkUnverified(KeyRow& r) {
+  r.state_verified = false;
+  r.pin_retries = 0;
+}
+
+Status WriteKeyState(storage::Database& db, KeySealer& sealer, KeyRow& r);
+
+// Loads a key. A legacy row is upgraded in place first: its sealed secret is sealed under the
+// KeySealer and its PIN state MACed as it is.
+Result<KeyRow> LoadKey(storage::Database& db, KeySealer& sealer, std::string_view user,
+                       std::string_view key_id) {
   DM_RETURN_IF_ERROR(ValidateUser(user));
   DM_RETURN_IF_ERROR(ValidateKeyIdText(key_id));
   DM_ASSIGN_OR_RETURN(storage::Statement st,
@@ -337,16 +392,43 @@ Result<KeyRow> LoadKey(storage::Database& db, std::string_view user, std::string
   if (!row) {
     return NotFound("user '" + std::string(user) + "' has no security key " + id);
   }
-  return ReadKeyRow(st);
+  KeyRow r = ReadKeyRow(st);
+  if (IsLegacy(r)) {
+    DM_ASSIGN_OR_RETURN(r.sealed_secret, sealer.Seal(r.sealed_secret, SecretSealContext(r)));
+    DM_RETURN_IF_ERROR(WriteKeyState(db, sealer, r));
+    spdlog::info("security key {} of '{}': bound to this device's key sealer", r.key_id, r.user);
+  } else if (!PinStateVerifies(sealer, r)) {
+    spdlog::warn(
+        "security key {} of '{}': PIN state does not verify under this device's key; "
+        "treated as blocked",
+        r.key_id, r.user);
+    MarkUnverified(r);
+  }
+  return r;
 }
 
-// Everything but the identity columns; written after every state change.
-Status WriteKeyState(storage::Database& db, const KeyRow& r) {
+// Every operation but a reset refuses a key whose PIN state does not verify.
+Status RequireVerified(const KeyRow& r) {
+  if (r.state_verified) return Status::Ok();
+  return Ctap(CtapError::kPinBlocked,
+              "the PIN state of security key " + r.key_id +
+                  " does not verify under this device's key (edited in the database, or the "
+                  "database came from another device): the key is blocked; only a reset, which "
+                  "deletes every credential on it, makes it usable again");
+}
+
+// Everything but the identity columns; written after every state change. The MAC is computed
+// here, so every write authenticates the state it writes.
+Status WriteKeyState(storage::Database& db, KeySealer& sealer, KeyRow& r) {
+  if (!r.state_verified) return Internal("security key state written without its verification");
+  DM_ASSIGN_OR_RETURN(std::string mac_data, PinStateMacData(r));
+  DM_ASSIGN_OR_RETURN(Bytes mac, sealer.Mac(mac_data));
+  r.counter_mac = std::move(mac);
   DM_ASSIGN_OR_RETURN(
       storage::Statement st,
       db.Prepare("UPDATE security_key SET sealed_secret = ?, sealed_pin = ?, min_pin_length = ?, "
                  "force_pin_change = ?, pin_retries = ?, power_up_failures = ?, "
-                 "powered_up_at_ms = ?, pin_set_at = ? WHERE key_id = ?"));
+                 "powered_up_at_ms = ?, pin_set_at = ?, counter_mac = ? WHERE key_id = ?"));
   st.BindBlob(1, r.sealed_secret);
   if (r.sealed_pin) {
     st.BindBlob(2, *r.sealed_pin);
@@ -363,38 +445,46 @@ Status WriteKeyState(storage::Database& db, const KeyRow& r) {
   } else {
     st.BindNull(8);
   }
-  st.Bind(9, std::string_view(r.key_id));
+  st.BindBlob(9, *r.counter_mac).Bind(10, std::string_view(r.key_id));
   return st.Run();
 }
 
 // Commits the counters a PIN check changed, then reports the check's verdict.
-Status CommitCounters(storage::Database& db, storage::Transaction& tx, const KeyRow& row,
-                      Status verdict) {
-  DM_RETURN_IF_ERROR(WriteKeyState(db, row));
+Status CommitCounters(storage::Database& db, KeySealer& sealer, storage::Transaction& tx,
+                      KeyRow& row, Status verdict) {
+  DM_RETURN_IF_ERROR(WriteKeyState(db, sealer, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   return verdict;
 }
 
 // ---- secrets ----
 
-Result<SecretBytes> OpenAuthenticatorSecret(const SecretBytes& device_key, const KeyRow& row) {
-  auto secret = crypto::Open(
-      device_key, row.sealed_secret,
-      SecurityKeyAssociatedData(internal::kPurposeAuthenticatorSecret, row.user, row.key_id));
+Result<SecretBytes> OpenAuthenticatorSecret(KeySealer& sealer, const SecretBytes& device_key,
+                                            const KeyRow& row) {
+  auto inner = sealer.Open(row.sealed_secret, SecretSealContext(row));
+  auto secret = inner.ok()
+                    ? crypto::Open(device_key, inner->span(),
+                                   SecurityKeyAssociatedData(internal::kPurposeAuthenticatorSecret,
+                                                             row.user, row.key_id))
+                    : Result<SecretBytes>(inner.status());
   if (!secret.ok()) {
     return Corruption("the secret of security key " + row.key_id +
-                      " does not open with this device's key file (replaced, or the database "
-                      "came from another device); only a reset of the key recovers it");
+                      " does not open with this device's keys (machine.key or the key file "
+                      "replaced, or the database came from another device); only a reset of "
+                      "the key recovers it");
   }
   return secret;
 }
 
-Result<Bytes> SealAuthenticatorSecret(const SecretBytes& device_key, const KeyRow& row,
-                                      const SecretBytes& secret, crypto::Random& random) {
-  return crypto::Seal(
-      device_key, secret.span(),
-      SecurityKeyAssociatedData(internal::kPurposeAuthenticatorSecret, row.user, row.key_id),
-      random);
+Result<Bytes> SealAuthenticatorSecret(KeySealer& sealer, const SecretBytes& device_key,
+                                      const KeyRow& row, const SecretBytes& secret,
+                                      crypto::Random& random) {
+  DM_ASSIGN_OR_RETURN(Bytes inner,
+                      crypto::Seal(device_key, secret.span(),
+                                   SecurityKeyAssociatedData(internal::kPurposeAuthenticatorSecret,
+                                                             row.user, row.key_id),
+                                   random));
+  return sealer.Seal(inner, SecretSealContext(row));
 }
 
 Result<SecretBytes> Verifier(std::span<const uint8_t> salt, const SecretBytes& pin_hash) {
@@ -561,7 +651,8 @@ Result<Bytes> CredentialIdFromHex(std::string_view hex) { return crypto::HexDeco
 
 TimePoint FromMs(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
 
-Result<std::vector<SecurityKeyInfo>> QueryInfos(storage::Database& db, std::string_view where,
+Result<std::vector<SecurityKeyInfo>> QueryInfos(storage::Database& db, KeySealer& sealer,
+                                                std::string_view where,
                                                 std::optional<std::string_view> user,
                                                 std::optional<std::string_view> key_id) {
   DM_ASSIGN_OR_RETURN(
@@ -578,7 +669,8 @@ Result<std::vector<SecurityKeyInfo>> QueryInfos(storage::Database& db, std::stri
   while (true) {
     DM_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    const KeyRow r = ReadKeyRow(st);
+    KeyRow r = ReadKeyRow(st);
+    if (!PinStateVerifies(sealer, r)) MarkUnverified(r);
     SecurityKeyInfo info;
     info.key_id = r.key_id;
     info.user = r.user;
@@ -587,7 +679,8 @@ Result<std::vector<SecurityKeyInfo>> QueryInfos(storage::Database& db, std::stri
     info.pin_set = r.sealed_pin.has_value();
     info.pin_retries = r.pin_retries;
     info.failures_since_power_up = r.power_up_failures;
-    if (info.pin_set && r.pin_retries <= 0) {
+    info.state_verified = r.state_verified;
+    if (!r.state_verified || (info.pin_set && r.pin_retries <= 0)) {
       info.blocked = PinBlockState::kPinBlocked;
     } else if (info.pin_set && r.power_up_failures >= kMaxPinFailuresPerPowerUp) {
       info.blocked = PinBlockState::kPinAuthBlocked;
@@ -690,15 +783,15 @@ Bytes SignedData(const Bytes& authenticator_data, const Bytes& client_data_hash)
   return out;
 }
 
-Result<SecretBytes> internal::OpenCredentialPrivateKey(storage::Database& db,
+Result<SecretBytes> internal::OpenCredentialPrivateKey(storage::Database& db, KeySealer& sealer,
                                                        const std::filesystem::path& device_key_file,
                                                        std::string_view user,
                                                        std::string_view key_id,
                                                        std::span<const uint8_t> credential_id) {
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db, sealer, user, key_id));
   DM_ASSIGN_OR_RETURN(SecretBytes device_key,
                       LoadOrCreateDeviceKey(device_key_file, crypto::OsRandom()));
-  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(device_key, row));
+  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(sealer, device_key, row));
   const std::string cred_hex = crypto::HexEncode(credential_id);
   DM_ASSIGN_OR_RETURN(storage::Statement st,
                       db.Prepare("SELECT sealed_private_key FROM security_key_credential "
@@ -729,6 +822,12 @@ Result<const SecretBytes*> SecurityKeyStore::DeviceKey() {
   return &*device_key_;
 }
 
+Result<KeySealer*> SecurityKeyStore::Sealer() {
+  if (options_.sealer == nullptr)
+    return FailedPrecondition("the security-key store has no key sealer");
+  return options_.sealer;
+}
+
 Result<std::string> SecurityKeyStore::Create(std::string_view user, std::string_view label) {
   DM_RETURN_IF_ERROR(ValidateUser(user));
   auto label_points = internal::CountUtf8CodePoints(label);
@@ -737,6 +836,7 @@ Result<std::string> SecurityKeyStore::Create(std::string_view user, std::string_
         "a security key label is 1..64 bytes of UTF-8 without control "
         "characters");
   }
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   KeyRow row;
   DM_ASSIGN_OR_RETURN(row.key_id, NewKeyId(*options_.random));
@@ -746,7 +846,8 @@ Result<std::string> SecurityKeyStore::Create(std::string_view user, std::string_
   row.powered_up_at_ms = NowMs(*options_.clock);
   DM_ASSIGN_OR_RETURN(SecretBytes secret, options_.random->Secret(crypto::kAesKeySize));
   DM_ASSIGN_OR_RETURN(row.sealed_secret,
-                      SealAuthenticatorSecret(*device_key, row, secret, *options_.random));
+                      SealAuthenticatorSecret(*sealer, *device_key, row, secret, *options_.random));
+  DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
   DM_ASSIGN_OR_RETURN(
       storage::Statement ins,
       db_.Prepare("INSERT INTO security_key (key_id, user, label, created_at, sealed_secret, "
@@ -758,24 +859,30 @@ Result<std::string> SecurityKeyStore::Create(std::string_view user, std::string_
       .Bind(7, kMaxPinRetries)
       .Bind(8, row.powered_up_at_ms);
   DM_RETURN_IF_ERROR(ins.Run());
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));  // the first MAC of its PIN state
+  DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("security key {} created for '{}'", row.key_id, row.user);
   return row.key_id;
 }
 
 Result<std::vector<SecurityKeyInfo>> SecurityKeyStore::List(std::string_view user) {
   DM_RETURN_IF_ERROR(ValidateUser(user));
-  return QueryInfos(db_, "WHERE k.user = ?", user, std::nullopt);
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
+  return QueryInfos(db_, *sealer, "WHERE k.user = ?", user, std::nullopt);
 }
 
 Result<std::vector<SecurityKeyInfo>> SecurityKeyStore::ListAll() {
-  return QueryInfos(db_, "", std::nullopt, std::nullopt);
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
+  return QueryInfos(db_, *sealer, "", std::nullopt, std::nullopt);
 }
 
 Result<SecurityKeyInfo> SecurityKeyStore::Get(std::string_view user, std::string_view key_id) {
   DM_RETURN_IF_ERROR(ValidateUser(user));
   DM_RETURN_IF_ERROR(ValidateKeyIdText(key_id));
   const std::string id = Lower(key_id);
-  DM_ASSIGN_OR_RETURN(auto infos, QueryInfos(db_, "WHERE k.user = ? AND k.key_id = ?", user, id));
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
+  DM_ASSIGN_OR_RETURN(auto infos,
+                      QueryInfos(db_, *sealer, "WHERE k.user = ? AND k.key_id = ?", user, id));
   if (infos.empty()) return NotFound("user '" + std::string(user) + "' has no security key " + id);
   return std::move(infos.front());
 }
@@ -817,7 +924,8 @@ Result<std::string> SecurityKeyStore::ResolveKey(std::string_view user,
 
 Result<std::vector<CredentialInfo>> SecurityKeyStore::Credentials(std::string_view user,
                                                                   std::string_view key_id) {
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
   DM_ASSIGN_OR_RETURN(storage::Statement st,
                       db_.Prepare("SELECT credential_id, rp_id, user_name, public_key_pem, "
                                   "sign_count, created_at FROM security_key_credential "
@@ -840,31 +948,35 @@ Result<std::vector<CredentialInfo>> SecurityKeyStore::Credentials(std::string_vi
 }
 
 Status SecurityKeyStore::PowerCycle(std::string_view user, std::string_view key_id) {
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
+  DM_RETURN_IF_ERROR(RequireVerified(row));
   row.powered_up_at_ms = NowMs(*options_.clock);
   row.power_up_failures = 0;
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   return tx.Commit();
 }
 
 Status SecurityKeyStore::SetPin(std::string_view user, std::string_view key_id,
                                 const SecretBytes& new_pin) {
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
+  DM_RETURN_IF_ERROR(RequireVerified(row));
   if (row.sealed_pin) {
     return Ctap(CtapError::kNotAllowed,
                 "the security key already has a PIN; change it with the current PIN instead");
   }
   DM_RETURN_IF_ERROR(CheckSecurityKeyPin(new_pin, row.min_pin_length));
-  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*device_key, row));
+  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*sealer, *device_key, row));
   DM_ASSIGN_OR_RETURN(Bytes sealed, SealPinRecord(secret, row, new_pin, *options_.random));
   row.sealed_pin = std::move(sealed);
   row.pin_retries = kMaxPinRetries;
   row.power_up_failures = 0;
   row.pin_set_at = ToUnixSeconds(options_.clock->Now());
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("security key {} of '{}': PIN set", row.key_id, row.user);
   return Status::Ok();
@@ -872,23 +984,25 @@ Status SecurityKeyStore::SetPin(std::string_view user, std::string_view key_id,
 
 Status SecurityKeyStore::ChangePin(std::string_view user, std::string_view key_id,
                                    const SecretBytes& current_pin, const SecretBytes& new_pin) {
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
+  DM_RETURN_IF_ERROR(RequireVerified(row));
   DM_RETURN_IF_ERROR(PinUsable(row));
   // Platform side first, as browsers do: a new PIN the key would refuse costs no retry. The
   // current PIN is checked against 4, the new one against the key's (maybe raised) minimum.
   DM_RETURN_IF_ERROR(CheckCurrentPinShape(current_pin));
   DM_RETURN_IF_ERROR(CheckSecurityKeyPin(new_pin, row.min_pin_length));
-  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*device_key, row));
+  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*sealer, *device_key, row));
   const Status verdict = VerifyPin(row, secret, current_pin);
-  if (!verdict.ok()) return CommitCounters(db_, tx, row, verdict);
+  if (!verdict.ok()) return CommitCounters(db_, *sealer, tx, row, verdict);
   if (row.force_pin_change) {
     DM_ASSIGN_OR_RETURN(PinRecord rec, OpenPinRecord(secret, row));
     DM_ASSIGN_OR_RETURN(bool same, PinMatches(rec, new_pin));
     if (same) {
       return CommitCounters(
-          db_, tx, row,
+          db_, *sealer, tx, row,
           Ctap(CtapError::kPinPolicyViolation,
                "the key requires a new PIN (forcePINChange); the new PIN equals the current one"));
     }
@@ -897,7 +1011,7 @@ Status SecurityKeyStore::ChangePin(std::string_view user, std::string_view key_i
   row.sealed_pin = std::move(sealed);
   row.force_pin_change = false;
   row.pin_set_at = ToUnixSeconds(options_.clock->Now());
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("security key {} of '{}': PIN changed", row.key_id, row.user);
   return Status::Ok();
@@ -906,9 +1020,11 @@ Status SecurityKeyStore::ChangePin(std::string_view user, std::string_view key_i
 Status SecurityKeyStore::SetMinPinLength(std::string_view user, std::string_view key_id,
                                          int new_min_length, bool force_change_pin,
                                          const SecretBytes* pin) {
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
+  DM_RETURN_IF_ERROR(RequireVerified(row));
   if (new_min_length < row.min_pin_length) {
     return Ctap(CtapError::kPinPolicyViolation, "minPINLength can only be raised (it is " +
                                                     std::to_string(row.min_pin_length) +
@@ -921,7 +1037,7 @@ Status SecurityKeyStore::SetMinPinLength(std::string_view user, std::string_view
   if (force_change_pin && !row.sealed_pin) {
     return Ctap(CtapError::kPinNotSet, "forceChangePin needs a PIN to be set");
   }
-  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*device_key, row));
+  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*sealer, *device_key, row));
   if (row.sealed_pin) {
     // authenticatorConfig needs a pinUvAuthToken once a PIN exists; the token needs the PIN.
     DM_RETURN_IF_ERROR(PinUsable(row));
@@ -930,9 +1046,9 @@ Status SecurityKeyStore::SetMinPinLength(std::string_view user, std::string_view
     }
     DM_RETURN_IF_ERROR(CheckCurrentPinShape(*pin));
     const Status verdict = VerifyPin(row, secret, *pin);
-    if (!verdict.ok()) return CommitCounters(db_, tx, row, verdict);
+    if (!verdict.ok()) return CommitCounters(db_, *sealer, tx, row, verdict);
     if (row.force_pin_change) {
-      return CommitCounters(db_, tx, row,
+      return CommitCounters(db_, *sealer, tx, row,
                             Ctap(CtapError::kPinPolicyViolation, Code::kFailedPrecondition,
                                  "the key requires a PIN change (forcePINChange) first"));
     }
@@ -941,7 +1057,7 @@ Status SecurityKeyStore::SetMinPinLength(std::string_view user, std::string_view
   }
   row.min_pin_length = new_min_length;
   if (force_change_pin) row.force_pin_change = true;
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("security key {} of '{}': minPINLength {}{}", row.key_id, row.user, new_min_length,
                row.force_pin_change ? ", PIN change required" : "");
@@ -952,9 +1068,10 @@ Result<int> SecurityKeyStore::Reset(std::string_view user, std::string_view key_
                                     ResetConfirmation confirm) {
   // The old authenticator secret is not needed: a key whose secret no longer opens can still be
   // reset, which is the way out of that state.
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
   const int64_t since_ms = NowMs(*options_.clock) - row.powered_up_at_ms;
   const int64_t window_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(kResetWindow).count();
@@ -976,14 +1093,15 @@ Result<int> SecurityKeyStore::Reset(std::string_view user, std::string_view key_
                              std::string_view(row.key_id)));
   DM_ASSIGN_OR_RETURN(SecretBytes secret, options_.random->Secret(crypto::kAesKeySize));
   DM_ASSIGN_OR_RETURN(row.sealed_secret,
-                      SealAuthenticatorSecret(*device_key, row, secret, *options_.random));
+                      SealAuthenticatorSecret(*sealer, *device_key, row, secret, *options_.random));
   row.sealed_pin.reset();
   row.pin_set_at.reset();
   row.min_pin_length = kDefaultMinPinLength;
   row.force_pin_change = false;
   row.pin_retries = kMaxPinRetries;
   row.power_up_failures = 0;
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  row.state_verified = true;  // a reset is the way out of an unverified state
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   DM_RETURN_IF_ERROR(db_.Run(
       "INSERT INTO security_key_reset (key_id, user, at, credentials_deleted) VALUES (?, ?, ?, ?)",
       std::string_view(row.key_id), std::string_view(row.user),
@@ -1002,13 +1120,15 @@ Result<MakeCredentialResponse> SecurityKeyStore::MakeCredential(
     return Ctap(CtapError::kInvalidParameter,
                 "user name must be at most 256 bytes of UTF-8 without control characters");
   }
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
-  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*device_key, row));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
+  DM_RETURN_IF_ERROR(RequireVerified(row));
+  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*sealer, *device_key, row));
   auto decision = DecideUv(row, secret, request.uv, request.pin, /*assertion=*/false,
                            options_.pin_setup_on_preferred_assertion);
-  if (!decision.ok()) return CommitCounters(db_, tx, row, decision.status());
+  if (!decision.ok()) return CommitCounters(db_, *sealer, tx, row, decision.status());
   MakeCredentialResponse out;
   if (decision->pin_setup_required) {
     out.outcome = Outcome::kPinSetupRequired;
@@ -1052,7 +1172,7 @@ Result<MakeCredentialResponse> SecurityKeyStore::MakeCredential(
                       crypto::EcdsaSign(pair.private_pem, SignedData(out.authenticator_data,
                                                                      request.client_data_hash)));
   out.public_key_pem = pair.public_pem;
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   spdlog::info("security key {} of '{}': credential {} created for {}", row.key_id, row.user,
                cred_hex, request.rp_id);
@@ -1063,13 +1183,15 @@ Result<AssertionResponse> SecurityKeyStore::GetAssertion(std::string_view user,
                                                          std::string_view key_id,
                                                          const GetAssertionRequest& request) {
   DM_RETURN_IF_ERROR(ValidateRequest(request.rp_id, request.client_data_hash));
+  DM_ASSIGN_OR_RETURN(KeySealer * sealer, Sealer());
   DM_ASSIGN_OR_RETURN(const SecretBytes* device_key, DeviceKey());
   DM_ASSIGN_OR_RETURN(storage::Transaction tx, db_.Begin());
-  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, user, key_id));
-  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*device_key, row));
+  DM_ASSIGN_OR_RETURN(KeyRow row, LoadKey(db_, *sealer, user, key_id));
+  DM_RETURN_IF_ERROR(RequireVerified(row));
+  DM_ASSIGN_OR_RETURN(SecretBytes secret, OpenAuthenticatorSecret(*sealer, *device_key, row));
   auto decision = DecideUv(row, secret, request.uv, request.pin, /*assertion=*/true,
                            options_.pin_setup_on_preferred_assertion);
-  if (!decision.ok()) return CommitCounters(db_, tx, row, decision.status());
+  if (!decision.ok()) return CommitCounters(db_, *sealer, tx, row, decision.status());
   AssertionResponse out;
   if (decision->pin_setup_required) {
     out.outcome = Outcome::kPinSetupRequired;
@@ -1105,7 +1227,7 @@ Result<AssertionResponse> SecurityKeyStore::GetAssertion(std::string_view user,
   if (cred_hex.empty()) {
     // The PIN check above may have restored the counters; keep that.
     return CommitCounters(
-        db_, tx, row,
+        db_, *sealer, tx, row,
         Ctap(CtapError::kNoCredentials, "the security key has no credential for " + request.rp_id));
   }
   auto private_pem = crypto::Open(
@@ -1127,7 +1249,7 @@ Result<AssertionResponse> SecurityKeyStore::GetAssertion(std::string_view user,
   DM_RETURN_IF_ERROR(
       db_.Run("UPDATE security_key_credential SET sign_count = ? WHERE credential_id = ?",
               static_cast<int64_t>(out.sign_count), std::string_view(cred_hex)));
-  DM_RETURN_IF_ERROR(WriteKeyState(db_, row));
+  DM_RETURN_IF_ERROR(WriteKeyState(db_, *sealer, row));
   DM_RETURN_IF_ERROR(tx.Commit());
   return out;
 }

@@ -21,6 +21,12 @@
 // replaces the authenticator secret, so credential blobs left in free database pages are dead.
 // The PIN is never stored: only LEFT(SHA-256(salt || LEFT(SHA-256(PIN), 16)), 16), CTAP's
 // pinHash salted, compared in constant time.
+//
+// Bound to the machine as the Hello containers are (container/key_sealer.h): the sealed
+// authenticator secret is sealed once more under the device's KeySealer, and the PIN state
+// (retries, failures since power-up, whether a PIN is set, minPINLength, forcePINChange) is
+// MACed under it. State edited in the database reads as PIN_BLOCKED, never as reset; only
+// authenticatorReset, which deletes the key's credentials, leaves that state.
 #pragma once
 
 #include <chrono>
@@ -35,6 +41,7 @@
 #include "base/crypto.h"
 #include "base/secret.h"
 #include "base/status.h"
+#include "container/key_sealer.h"
 #include "storage/database.h"
 
 namespace dm::container {
@@ -95,6 +102,9 @@ struct SecurityKeyInfo {
   int pin_retries = kMaxPinRetries;
   int failures_since_power_up = 0;
   PinBlockState blocked = PinBlockState::kNone;
+  // false: the PIN state does not verify under this device's key sealer (edited, or the
+  // database came from another machine); the key then reads as PIN_BLOCKED with 0 retries.
+  bool state_verified = true;
   int min_pin_length = kDefaultMinPinLength;
   bool force_pin_change = false;
   int credential_count = 0;
@@ -166,6 +176,9 @@ Bytes SignedData(const Bytes& authenticator_data, const Bytes& client_data_hash)
 enum class ResetConfirmation { kNotConfirmed, kDestroyAllCredentials };
 
 struct SecurityKeyOptions {
+  // The device's key sealer (Device::sealer()); not owned. Required: without it nothing can be
+  // read or written (FailedPrecondition).
+  KeySealer* sealer = nullptr;
   Clock* clock = &Clock::System();
   crypto::Random* random = &crypto::OsRandom();
   // The device key file (state_dir / kSecurityKeyDeviceKeyFile); created 0600 on first use.
@@ -223,6 +236,7 @@ class SecurityKeyStore {
 
  private:
   Result<const SecretBytes*> DeviceKey();
+  Result<KeySealer*> Sealer();
 
   storage::Database& db_;
   SecurityKeyOptions options_;

@@ -10,6 +10,7 @@
 #include "base/crypto.h"
 #include "base/secret.h"
 #include "base/status.h"
+#include "container/key_sealer.h"
 #include "storage/database.h"
 
 namespace dm::container::internal {
@@ -20,6 +21,10 @@ inline constexpr char kPurposeAuthenticatorSecret[] =
     "dmagent/security-key/v1/authenticator-secret";
 inline constexpr char kPurposePinVerifier[] = "dmagent/security-key/v1/pin-verifier";
 inline constexpr char kPurposeCredentialKey[] = "dmagent/security-key/v1/credential-key";
+// Under the device's KeySealer: the sealed authenticator secret (sealed again) and the PIN
+// state's MAC.
+inline constexpr char kPurposeSecretSeal[] = "dmagent/security-key/v1/authenticator-secret-seal";
+inline constexpr char kPurposePinState[] = "dmagent/security-key/v1/pin-state";
 
 // purpose \n <len>:user \n <len>:key_id \n credential_id_hex — length-prefixed so no user name
 // or key id can forge another.
@@ -51,7 +56,7 @@ Result<Bytes> AuthenticatorData(std::string_view rp_id, uint8_t flags, uint32_t 
 
 // Test seam: the private key PEM of one credential, opened the way the store does. Lets tests
 // prove that the database never holds it in clear.
-Result<SecretBytes> OpenCredentialPrivateKey(storage::Database& db,
+Result<SecretBytes> OpenCredentialPrivateKey(storage::Database& db, KeySealer& sealer,
                                              const std::filesystem::path& device_key_file,
                                              std::string_view user, std::string_view key_id,
                                              std::span<const uint8_t> credential_id);

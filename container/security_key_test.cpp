@@ -17,6 +17,7 @@
 #include <iterator>
 
 #include "base/pki.h"
+#include "container/key_sealer_test_support.h"
 #include "container/security_key_internal.h"
 #include "storage/schema.h"
 
@@ -85,7 +86,8 @@ class SecurityKeyTest : public ::testing::Test {
     db_ = std::move(*db);
     store_ = std::make_unique<SecurityKeyStore>(
         *db_,
-        SecurityKeyOptions{.clock = &clock_,
+        SecurityKeyOptions{.sealer = sealer_in_use_,
+                           .clock = &clock_,
                            .random = &random_,
                            .device_key_file = device_key_file.value_or(DeviceKeyPath()),
                            .pin_setup_on_preferred_assertion = pin_setup_on_preferred_assertion});
@@ -145,6 +147,8 @@ class SecurityKeyTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  testing::FixedKeySealer sealer_;
+  KeySealer* sealer_in_use_ = &sealer_;  // another one plays another machine's key
   FakeClock clock_;
   crypto::DeterministicRandom random_{20250929};
   std::unique_ptr<storage::Database> db_;
@@ -711,8 +715,8 @@ TEST_F(SecurityKeyTest, DatabaseHoldsNeitherThePinNorAnyPrivateKey) {
     secrets.emplace_back("pinHash of " + pin, Bytes(hash->data(), hash->data() + hash->size()));
   }
   for (const auto* made : {&*c1, &*c2}) {
-    auto priv =
-        internal::OpenCredentialPrivateKey(*db_, DeviceKeyPath(), kAlice, key, made->credential_id);
+    auto priv = internal::OpenCredentialPrivateKey(*db_, sealer_, DeviceKeyPath(), kAlice, key,
+                                                   made->credential_id);
     ASSERT_TRUE(priv.ok()) << priv.status().ToString();
     // The seam returns the real key: it derives the stored public key.
     auto pub = pki::PublicKeyOf(*priv);
@@ -780,7 +784,8 @@ TEST_F(SecurityKeyTest, DeviceKeyFileIsPrivateAndBindsTheSecrets) {
   EXPECT_NE(open.message().find("0640"), std::string::npos);
 
   // No key file configured: reports work, nothing secret does.
-  store_ = std::make_unique<SecurityKeyStore>(*db_, SecurityKeyOptions{.clock = &clock_});
+  store_ = std::make_unique<SecurityKeyStore>(
+      *db_, SecurityKeyOptions{.sealer = &sealer_, .clock = &clock_});
   EXPECT_TRUE(store_->List(kAlice).ok());
   EXPECT_EQ(store_->Create(kAlice, "new").status().code(), Code::kFailedPrecondition);
 }
@@ -803,14 +808,15 @@ TEST_F(SecurityKeyTest, SealedBlobsOnlyOpenInTheirOwnSlot) {
       Code::kCorruption);
   EXPECT_TRUE(Assert(key, UserVerification::kDiscouraged).ok());
 
-  // A PIN verifier copied from another key does not open either.
+  // A PIN verifier copied from another key would not open either; the MAC over the PIN state,
+  // which covers the PIN record, refuses it first.
   const std::string other = NewKey(kAlice, "Other");
   ASSERT_TRUE(store_->SetPin(kAlice, other, Pin("2468")).ok());
   ASSERT_TRUE(db_->Run("UPDATE security_key SET sealed_pin = (SELECT sealed_pin FROM "
                        "security_key WHERE key_id = ?) WHERE key_id = ?",
                        std::string_view(other), std::string_view(key))
                   .ok());
-  EXPECT_EQ(TryPin(key, "2468").code(), Code::kCorruption);
+  ExpectCtap(TryPin(key, "2468"), CtapError::kPinBlocked, "0x32");
 }
 
 // ---- the help-desk summary ----
@@ -879,6 +885,102 @@ TEST_F(SecurityKeyTest, ResolveKeyForTheCommandLine) {
   EXPECT_EQ(store_->Get(kAlice, bobs).status().code(), Code::kNotFound);
   EXPECT_EQ(store_->ResolveKey("carol", std::nullopt).status().code(), Code::kNotFound);
   EXPECT_EQ(store_->ResolveKey(kAlice, "x'; DROP").status().code(), Code::kInvalidArgument);
+}
+
+// ---- PIN state bound to the machine (issue #11: an edited counter reads as locked) ----
+
+// An attacker who can write the database (a restored backup, a support bundle edited and put
+// back) resets the retry counter: the key must read as blocked, not as fresh.
+TEST_F(SecurityKeyTest, EditedRetryCounterReadsAsBlockedNeverAsReset) {
+  const std::string key = NewKey();
+  ASSERT_TRUE(store_->SetPin(kAlice, key, Pin("2468")).ok());
+  ExpectCtap(TryPin(key, "0000"), CtapError::kPinInvalid, "0x31");
+  ExpectCtap(TryPin(key, "1111"), CtapError::kPinInvalid, "0x31");
+  ASSERT_EQ(Info(key).pin_retries, 6);
+  ASSERT_TRUE(db_->Run("UPDATE security_key SET pin_retries = 8, power_up_failures = 0").ok());
+
+  SecurityKeyInfo info = Info(key);
+  EXPECT_FALSE(info.state_verified);
+  EXPECT_EQ(info.pin_retries, 0);
+  EXPECT_EQ(info.blocked, PinBlockState::kPinBlocked);
+  ExpectCtap(TryPin(key, "2468"), CtapError::kPinBlocked, "0x32");
+  ExpectCtap(Assert(key, UserVerification::kDiscouraged).status(), CtapError::kPinBlocked, "0x32");
+  ExpectCtap(store_->PowerCycle(kAlice, key), CtapError::kPinBlocked, "0x32");
+  // Nothing above wrote a MAC for the edited state: it is still blocked after a restart.
+  Reopen();
+  EXPECT_EQ(Info(key).blocked, PinBlockState::kPinBlocked);
+
+  // A reset (destroying the credentials) is the way out.
+  ASSERT_TRUE(store_->Reset(kAlice, key, ResetConfirmation::kDestroyAllCredentials).ok());
+  info = Info(key);
+  EXPECT_TRUE(info.state_verified);
+  EXPECT_EQ(info.blocked, PinBlockState::kNone);
+  ASSERT_TRUE(store_->SetPin(kAlice, key, Pin("1357")).ok());
+  EXPECT_TRUE(TryPin(key, "1357").ok());
+}
+
+// Clearing sealed_pin would let anyone set a new PIN on the user's key; dropping the MAC would
+// pass for a key from before the MAC existed.
+TEST_F(SecurityKeyTest, ClearedPinOrDroppedMacReadsAsBlocked) {
+  const std::string key = NewKey();
+  ASSERT_TRUE(store_->SetPin(kAlice, key, Pin("2468")).ok());
+  ASSERT_TRUE(db_->Run("UPDATE security_key SET sealed_pin = NULL, pin_set_at = NULL").ok());
+  ExpectCtap(store_->SetPin(kAlice, key, Pin("9999")), CtapError::kPinBlocked, "0x32");
+  EXPECT_EQ(Info(key).blocked, PinBlockState::kPinBlocked);
+
+  const std::string other = NewKey(kAlice, "Green key");
+  ASSERT_TRUE(store_->SetPin(kAlice, other, Pin("2468")).ok());
+  ASSERT_TRUE(db_->Run("UPDATE security_key SET counter_mac = NULL WHERE key_id = ?",
+                       std::string_view(other))
+                  .ok());
+  ExpectCtap(TryPin(other, "2468"), CtapError::kPinBlocked, "0x32");
+  EXPECT_FALSE(Info(other).state_verified);
+}
+
+// The database and key file copied to a machine with another machine.key.
+TEST_F(SecurityKeyTest, AnotherMachinesSealerBlocksTheKey) {
+  const std::string key = NewKey();
+  ASSERT_TRUE(Register(key, UserVerification::kDiscouraged).ok());
+  testing::FixedKeySealer other_machine(0x33);
+  sealer_in_use_ = &other_machine;
+  Reopen();
+  EXPECT_EQ(Info(key).blocked, PinBlockState::kPinBlocked);
+  ExpectCtap(Assert(key, UserVerification::kDiscouraged).status(), CtapError::kPinBlocked, "0x32");
+  store_.reset();
+  sealer_in_use_ = &sealer_;
+}
+
+// A key written before the sealer existed: sealed_secret under the key file only, no MAC. It
+// is bound in place on its next load, with its counters as they were.
+TEST_F(SecurityKeyTest, KeyFromBeforeTheSealerIsUpgradedInPlace) {
+  const std::string key = NewKey();
+  ASSERT_TRUE(store_->SetPin(kAlice, key, Pin("2468")).ok());
+  ExpectCtap(TryPin(key, "0000"), CtapError::kPinInvalid, "0x31");
+  auto read_secret = [&] {
+    auto st = db_->Prepare("SELECT sealed_secret, counter_mac IS NULL FROM security_key");
+    EXPECT_TRUE(st.ok() && st->Step().value_or(false));
+    return std::make_pair(st->Blob(0), st->Int(1) != 0);
+  };
+  const auto [sealed, no_mac] = read_secret();
+  ASSERT_FALSE(no_mac);
+  auto inner = sealer_.Open(
+      sealed, internal::SecurityKeyAssociatedData(internal::kPurposeSecretSeal, kAlice, key));
+  ASSERT_TRUE(inner.ok()) << inner.status().ToString();
+  ASSERT_EQ(inner->size(), 60u);
+  auto legacy = db_->Prepare("UPDATE security_key SET sealed_secret = ?, counter_mac = NULL");
+  ASSERT_TRUE(legacy.ok());
+  legacy->BindBlob(1, inner->span());
+  ASSERT_TRUE(legacy->Run().ok());
+  Reopen();
+
+  EXPECT_TRUE(TryPin(key, "2468").ok());  // loads, upgrades, and the PIN still opens
+  const auto [upgraded, still_no_mac] = read_secret();
+  EXPECT_FALSE(still_no_mac);
+  EXPECT_GT(upgraded.size(), 60u);
+  EXPECT_EQ(Info(key).pin_retries, 8);
+  // Dropping the MAC of an upgraded row does not make it legacy again.
+  ASSERT_TRUE(db_->Run("UPDATE security_key SET counter_mac = NULL").ok());
+  EXPECT_EQ(Info(key).blocked, PinBlockState::kPinBlocked);
 }
 
 TEST(SecurityKeyErrorsTest, CtapCodeSurvivesContext) {

@@ -1490,8 +1490,8 @@ Result<std::string> PolicyEngine::ReportXml() const {
   std::map<std::string, const RecoveryState*> rec_by_user;
   for (const RecoveryState& r : recovery) rec_by_user[r.user] = &r;
   // Each user's FIDO2 security keys and their PIN state, so a help desk sees a blocked key.
-  // Listing needs no key material (the store is opened without the device key file).
-  container::SecurityKeyStore key_store(impl_->db_, {});
+  // Listing needs no key file, only the sealer that verifies each key's PIN state.
+  container::SecurityKeyStore key_store(impl_->db_, {.sealer = &impl_->containers_.sealer()});
   DM_ASSIGN_OR_RETURN(auto keys, key_store.ListAll());
   std::map<std::string, std::vector<const container::SecurityKeyInfo*>> keys_by_user;
   for (const auto& k : keys) keys_by_user[k.user].push_back(&k);

@@ -724,8 +724,10 @@ namespace {
 // The report lists each user's FIDO2 security keys with their PIN state (issue: help desks
 // must see a blocked key), and a wrong PIN changes the report.
 TEST_F(PolicyEngineTest, ReportListsSecurityKeysWithTheirPinState) {
-  container::SecurityKeyStore keys(
-      *db_, {.clock = &clock_, .random = &random_, .device_key_file = dir_ / "security-keys.key"});
+  container::SecurityKeyStore keys(*db_, {.sealer = &sealer_,
+                                          .clock = &clock_,
+                                          .random = &random_,
+                                          .device_key_file = dir_ / "security-keys.key"});
   auto id = keys.Create("bob", "YubiKey 5");
   ASSERT_TRUE(id.ok()) << id.error().ToString();
   ASSERT_TRUE(keys.SetPin("bob", *id, SecretBytes("4821")).ok());

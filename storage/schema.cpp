@@ -235,9 +235,17 @@ ALTER TABLE container ADD COLUMN seal_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE container ADD COLUMN counter_mac BLOB;
 )sql";
 
+// Version 3: software security keys bound to the device (container/security_key.h).
+// counter_mac authenticates each key's PIN state under the device's key sealer; a row without
+// it and with a sealed_secret of the old size is upgraded on its next load.
+constexpr char kVersion3[] = R"sql(
+ALTER TABLE security_key ADD COLUMN counter_mac BLOB;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kVersion1},
     {2, "containers bound to the device key", kVersion2},
+    {3, "security keys bound to the device key", kVersion3},
 };
 
 }  // namespace

@@ -23,8 +23,7 @@ std::string_view View(const Bytes& b) {
 
 Status KeySignIn(Device& device, const std::string& user, const std::string& key_arg,
                  const std::string& rp, const std::string& uv_text, const std::string& out_dir) {
-  container::SecurityKeyStore ks(
-      device.db(), {.device_key_file = device.state_dir() / container::kSecurityKeyDeviceKeyFile});
+  container::SecurityKeyStore ks = device.SecurityKeys();
   DM_ASSIGN_OR_RETURN(
       std::string id,
       ks.ResolveKey(user,

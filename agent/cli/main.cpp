@@ -202,10 +202,7 @@ policy::Target MakeTarget(const std::string& setting, const std::string& user) {
 
 // ---- security keys ---------------------------------------------------------------------------
 
-container::SecurityKeyStore KeyStore(Device& device) {
-  return container::SecurityKeyStore(
-      device.db(), {.device_key_file = device.state_dir() / container::kSecurityKeyDeviceKeyFile});
-}
+container::SecurityKeyStore KeyStore(Device& device) { return device.SecurityKeys(); }
 
 Json KeyJson(const container::SecurityKeyInfo& k) {
   return Json{{"key_id", k.key_id},

@@ -102,6 +102,12 @@ Status Device::ClearSetting(std::string_view key) {
   return db_->Run("DELETE FROM settings WHERE key = ?", key);
 }
 
+container::SecurityKeyStore Device::SecurityKeys() {
+  return container::SecurityKeyStore(
+      *db_, {.sealer = sealer_.get(),
+             .device_key_file = options_.state_dir / container::kSecurityKeyDeviceKeyFile});
+}
+
 Result<std::string> Device::SignedInUser() {
   DM_ASSIGN_OR_RETURN(auto v, Setting(kSignedInUserKey));
   return v.value_or("");

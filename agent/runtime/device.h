@@ -13,6 +13,7 @@
 #include "base/crypto.h"
 #include "base/status.h"
 #include "container/container.h"
+#include "container/security_key.h"
 #include "csp/dm_tree.h"
 #include "policy/policy.h"
 #include "storage/database.h"
@@ -54,6 +55,8 @@ class Device {
   ~Device();
 
   storage::Database& db() { return *db_; }
+  // The user's software FIDO2 keys, bound to this device (its key file and key sealer).
+  container::SecurityKeyStore SecurityKeys();
   container::ContainerStore& containers() { return *containers_; }
   policy::PolicyEngine& policy() { return *policy_; }
   csp::DmTree& tree() { return *tree_; }
