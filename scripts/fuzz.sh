@@ -47,7 +47,11 @@ seed() {  # seed <target> <files...>
 }
 for t in "${targets[@]}"; do
   case "$t" in
-    fuzz_syncml_decode | fuzz_session_exec | fuzz_server_management) seed "$t" "${xml_seeds[@]}" ;;
+    fuzz_syncml_decode | fuzz_session_exec) seed "$t" "${xml_seeds[@]}" ;;
+    # Sessions whose user signed in: @USER_TOKEN@ becomes a valid token in the target.
+    fuzz_server_management)
+      seed "$t" "${xml_seeds[@]}" "$root"/tests/fuzz/seeds/server_management/*
+      ;;
     fuzz_uri)
       seed "$t" "$root"/tests/fuzz/seeds/uri/*
       # Every LocURI the fixtures use, one file each.

@@ -17,6 +17,7 @@
 #include "samples/server/admin.h"
 #include "samples/server/server.h"
 #include "samples/server/testing/enroll_device.h"
+#include "samples/server/testing/test_server.h"
 
 namespace dm::fuzz {
 
@@ -32,6 +33,7 @@ struct ServerWorld {
   std::unique_ptr<server::DmServer> server;
   std::string admin_token;
   transport::PeerInfo device_peer;  // the enrolled device's verified client certificate
+  std::string user_token;           // kFuzzUpn's, signed by the server's IdP, valid at `clock`
 };
 
 inline nlohmann::json MustAdmin(server::Store& store, const std::string& op,
@@ -88,6 +90,9 @@ inline ServerWorld& TheServer() {
         *world->server, kFuzzDevId, tenant.at("enrollment_token").get<std::string>());
     if (!enrolled.ok()) SetupFailed("enrollment: " + enrolled.error().ToString());
     world->device_peer = enrolled->peer;
+    auto token = server::testing::UserTokenFor(*world->server, o.state_dir, kFuzzUpn);
+    if (!token.ok()) SetupFailed("user token: " + token.error().ToString());
+    world->user_token = std::move(*token);
     return world;
   }();
   return *w;
