@@ -25,6 +25,8 @@
 #include "agent/runtime/user_tokens.h"
 #include "agent/session/session.h"
 #include "agent/simulate/simulator.h"
+#include "base/cli.h"
+#include "base/exit_code.h"
 #include "base/log.h"
 #include "container/security_key.h"
 #include "csp/device_facts.h"
@@ -56,9 +58,11 @@ constexpr bool kAllowWeakKdf = true;
 constexpr bool kAllowWeakKdf = false;
 #endif
 
-Result<std::unique_ptr<Device>> OpenDevice(const Globals& g) {
+// `existing_only`: for the read-only commands, which must not set up a device that is not there.
+Result<std::unique_ptr<Device>> OpenDevice(const Globals& g, bool existing_only = false) {
   DM_RETURN_IF_ERROR(ValidatePinKdfCost(g.pin_kdf_log2, kAllowWeakKdf));
   DeviceOptions o;
+  o.existing_only = existing_only;
   o.state_dir =
       storage::ResolveStateDir(g.state_dir.empty() ? std::nullopt : std::optional(g.state_dir));
   o.pin_kdf.n = uint64_t{1} << g.pin_kdf_log2;
@@ -218,20 +222,7 @@ Json KeyJson(const container::SecurityKeyInfo& k) {
 
 int Fail(const Status& s) {
   std::cerr << "dmagent: " << s.message() << "\n";
-  switch (s.code()) {
-    case Code::kInvalidArgument:
-      return 2;
-    case Code::kUnauthenticated:
-    case Code::kPermissionDenied:
-      return 3;
-    case Code::kFailedPrecondition:
-      return 4;
-    case Code::kUnavailable:
-    case Code::kDeadlineExceeded:
-      return 5;
-    default:
-      return 1;
-  }
+  return ExitCodeFor(s);
 }
 
 }  // namespace
@@ -240,6 +231,7 @@ int Main(int argc, char** argv) {
   CLI::App app{
       "dmagent: an OMA-DM (MS-MDM) device agent with Windows Hello-style credential "
       "containers"};
+  ConfigureCli(app, "dmagent");
   app.require_subcommand(1);
   Globals g;
   app.add_option("--state-dir", g.state_dir,
@@ -255,6 +247,18 @@ int Main(int argc, char** argv) {
   auto on = [&](CLI::App* sub, std::function<Status(Device&)> f) {
     sub->callback([&action, f] { action = f; });
   };
+  // Read-only commands (status, container show, key list): they report on an existing state
+  // directory and never create one.
+  bool read_only = false;
+  auto on_read_only = [&](CLI::App* sub, std::function<Status(Device&)> f) {
+    sub->callback([&action, &read_only, f] {
+      action = f;
+      read_only = true;
+    });
+  };
+  // Set by sync and run when the device has no enrollment: kExitNotEnrolled, which the
+  // systemd unit does not restart on.
+  bool not_enrolled = false;
 
   // exec
   std::string exec_file = "-", exec_user;
@@ -301,7 +305,7 @@ int Main(int argc, char** argv) {
                                          "protector present");
   show->add_option("--user", user)->required();
   show->add_flag("--json", json);
-  on(show, [&](Device& d) -> Status {
+  on_read_only(show, [&](Device& d) -> Status {
     DM_ASSIGN_OR_RETURN(Json j, ContainerJson(d, user));
     PrintJsonOrText(json, j, ContainerText(j));
     return Status::Ok();
@@ -313,7 +317,7 @@ int Main(int argc, char** argv) {
                                     "state");
   status->add_option("--user", user, "only this user");
   status->add_flag("--json", json);
-  on(status, [&](Device& d) -> Status {
+  on_read_only(status, [&](Device& d) -> Status {
     DM_ASSIGN_OR_RETURN(Json j, StatusJson(d, user.empty() ? std::nullopt : std::optional(user)));
     PrintJsonOrText(json, j, StatusText(j));
     return Status::Ok();
@@ -429,6 +433,11 @@ int Main(int argc, char** argv) {
   auto* sync = app.add_subcommand("sync", "run one OMA-DM session with the management server");
   sync->add_flag("--server-initiated", server_initiated, "as after a push (Alert 1200)");
   on(sync, [&](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(EnrollmentState state, LoadEnrollment(d.db()));
+    if (!state.enrolled()) {
+      not_enrolled = true;
+      return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
+    }
     SyncOptions so;
     so.server_initiated = server_initiated;
     DM_ASSIGN_OR_RETURN(SyncResult r, RunSession(d, so));
@@ -445,8 +454,21 @@ int Main(int argc, char** argv) {
   run->add_option("--poll-seconds", daemon.poll_override_seconds,
                   "poll interval override in seconds (default: the DMClient schedule)");
   // The daemon opens the device only in each session's child process (daemon.h).
+  // Not enrolled, before the loop or after the server unenrolled the device: kExitNotEnrolled.
+  auto check_enrolled = [&]() -> Status {
+    DM_ASSIGN_OR_RETURN(std::unique_ptr<Device> d, OpenDevice(g));
+    DM_ASSIGN_OR_RETURN(EnrollmentState state, LoadEnrollment(d->db()));
+    if (state.enrolled()) return Status::Ok();
+    not_enrolled = true;
+    return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
+  };
   run->callback([&] {
-    standalone = [&]() -> Status { return RunDaemon([&] { return OpenDevice(g); }, daemon); };
+    standalone = [&]() -> Status {
+      DM_RETURN_IF_ERROR(check_enrolled());
+      Status s = RunDaemon([&] { return OpenDevice(g); }, daemon);
+      if (!s.ok()) (void)check_enrolled();  // sets not_enrolled if the server unenrolled us
+      return s;
+    };
   });
 
   // simulate
@@ -551,11 +573,13 @@ int Main(int argc, char** argv) {
   auto* device_cmd = app.add_subcommand("device", "describe the device (join type, trust, TPM)");
   device_cmd->require_subcommand(1);
   auto* device_set = device_cmd->add_subcommand("set", "set device facts");
-  device_set->add_option("--join-type", join_type,
-                         "AzureAdJoined, HybridAzureAdJoined, DomainJoined, NotJoined");
-  device_set->add_option("--trust-model", trust_model,
-                         "CloudKerberosTrust, KeyTrust, CertificateTrust");
-  device_set->add_option("--tpm", tpm, "yes or no");
+  // IsMember: a value outside the list is refused at parse time, naming the accepted ones.
+  device_set->add_option("--join-type", join_type, "how the device is joined")
+      ->check(CLI::IsMember({"AzureAdJoined", "HybridAzureAdJoined", "DomainJoined", "NotJoined"}));
+  device_set->add_option("--trust-model", trust_model, "Windows Hello for Business trust")
+      ->check(CLI::IsMember({"CloudKerberosTrust", "KeyTrust", "CertificateTrust"}));
+  device_set->add_option("--tpm", tpm, "whether the device has a TPM")
+      ->check(CLI::IsMember({"yes", "no"}));
   device_set->add_option("--reboot-command", reboot_command,
                          "shell command the reboot step runs (\"\" = simulate only)");
   std::string pin_reset_key_file;
@@ -580,7 +604,7 @@ int Main(int argc, char** argv) {
       }
       if (!found) return InvalidArgument("unknown trust model " + trust_model);
     }
-    if (!tpm.empty()) f.tpm_present = (tpm == "yes" || tpm == "true");
+    if (!tpm.empty()) f.tpm_present = tpm == "yes";
     DM_RETURN_IF_ERROR(d.policy().SetFacts(f));
     if (!pin_reset_key_file.empty()) {
       DM_ASSIGN_OR_RETURN(std::string pem, ReadFile(pin_reset_key_file));
@@ -619,7 +643,7 @@ int Main(int argc, char** argv) {
   auto* key_list = key->add_subcommand("list", "the user's keys and their PIN state");
   key_list->add_option("--user", user)->required();
   key_list->add_flag("--json", json);
-  on(key_list, [&](Device& d) -> Status {
+  on_read_only(key_list, [&](Device& d) -> Status {
     auto ks = KeyStore(d);
     DM_ASSIGN_OR_RETURN(auto keys, ks.List(user));
     Json arr = Json::array();
@@ -701,18 +725,23 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return ExitForParseError(app, e, "dmagent");
   }
   if (Status s = InitLogging(g.log_level); !s.ok()) return Fail(s);
   if (standalone) {
     Status s = standalone();
-    return s.ok() ? 0 : Fail(s);
+    if (s.ok()) return kExitOk;
+    const int code = Fail(s);
+    return not_enrolled ? kExitNotEnrolled : code;
   }
-  auto device = OpenDevice(g);
+  auto device = OpenDevice(g, read_only);
   if (!device.ok()) return Fail(device.error());
   Status s = action ? action(**device) : Status::Ok();
-  if (!s.ok()) return Fail(s);
-  return 0;
+  if (!s.ok()) {
+    const int code = Fail(s);
+    return not_enrolled ? kExitNotEnrolled : code;
+  }
+  return kExitOk;
 }
 
 }  // namespace dm::agent::cli

@@ -64,14 +64,18 @@ std::string Str(const Json& j) {
 
 }  // namespace
 
+// Read-only: it shows what the last evaluation stored (every command that changes desired
+// state evaluates), and changes nothing.
 Result<Json> StatusJson(Device& device, const std::optional<std::string>& user) {
-  DM_RETURN_IF_ERROR(device.policy().Evaluate());
   Json out;
   DM_ASSIGN_OR_RETURN(policy::DeviceFacts facts, device.policy().Facts());
   DM_ASSIGN_OR_RETURN(std::string device_id, csp::DeviceId(device.db()));
+  DM_ASSIGN_OR_RETURN(EnrollmentState enrollment, LoadEnrollment(device.db()));
   Json dev;
-  bool aad = facts.join_type == policy::JoinType::kAzureAdJoined ||
-             facts.join_type == policy::JoinType::kHybridAzureAdJoined;
+  // Joined to Entra ID means enrolled through it: a device that never enrolled claims no join,
+  // whatever join type it was told to play.
+  bool aad = enrollment.enrolled() && (facts.join_type == policy::JoinType::kAzureAdJoined ||
+                                       facts.join_type == policy::JoinType::kHybridAzureAdJoined);
   bool domain = facts.join_type == policy::JoinType::kHybridAzureAdJoined ||
                 facts.join_type == policy::JoinType::kDomainJoined;
   dev["AzureAdJoined"] = aad;
@@ -86,7 +90,6 @@ Result<Json> StatusJson(Device& device, const std::optional<std::string>& user) 
   dev["LastBoot"] = boot.last_boot ? Json(FormatUtc(*boot.last_boot)) : Json(nullptr);
   out["DeviceState"] = dev;
 
-  DM_ASSIGN_OR_RETURN(EnrollmentState enrollment, LoadEnrollment(device.db()));
   Json tenant;
   tenant["Enrolled"] = enrollment.enrolled();
   tenant["TenantId"] = enrollment.tenant_id;

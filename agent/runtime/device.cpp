@@ -1,6 +1,7 @@
 #include "agent/runtime/device.h"
 
 #include "agent/runtime/machine_key.h"
+#include "csp/device_facts.h"
 #include "csp/device_tree.h"
 #include "storage/schema.h"
 #include "storage/state_dir.h"
@@ -54,6 +55,18 @@ Result<std::unique_ptr<Device>> Device::Open(DeviceOptions options) {
 Device::~Device() = default;
 
 Status Device::Init() {
+  if (options_.existing_only && !options_.open_database) {
+    std::error_code ec;
+    const std::filesystem::path db = options_.state_dir / storage::kDatabaseFile;
+    if (!std::filesystem::is_directory(options_.state_dir, ec)) {
+      return NotFound("no agent state directory " + options_.state_dir.string() +
+                      ": this device was never set up here (--state-dir, $DMAGENT_STATE_DIR)");
+    }
+    if (!std::filesystem::exists(db, ec)) {
+      return NotFound("no agent database in " + options_.state_dir.string() +
+                      ": this device was never set up here");
+    }
+  }
   DM_RETURN_IF_ERROR(storage::PrepareStateDir(options_.state_dir));
   if (options_.open_database) {
     DM_ASSIGN_OR_RETURN(db_, options_.open_database());
@@ -80,6 +93,9 @@ Status Device::Init() {
       std::make_unique<policy::PolicyEngine>(*db_, *containers_, *options_.clock, options_.engine);
   tree_ = csp::MakeDeviceTree(*db_, *policy_, *containers_, *options_.clock);
   if (options_.decorate_tree) tree_ = options_.decorate_tree(std::move(tree_));
+  // The device id exists from the first start, so the read-only commands that show it write
+  // nothing.
+  if (!options_.existing_only) DM_RETURN_IF_ERROR(csp::DeviceId(*db_).status());
   return Status::Ok();
 }
 

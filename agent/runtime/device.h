@@ -27,6 +27,9 @@ Status ValidatePinKdfCost(int log2_n, bool allow_weak);
 
 struct DeviceOptions {
   std::filesystem::path state_dir;
+  // true: the state directory and its database must exist already (NotFound otherwise), for
+  // commands that only report; nothing is created.
+  bool existing_only = false;
   Clock* clock = &Clock::System();
   crypto::Random* random = &crypto::OsRandom();
   // scrypt cost for new PIN wraps; every wrap records its own cost, so a change only affects

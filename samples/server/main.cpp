@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/cli.h"
+#include "base/exit_code.h"
 #include "base/log.h"
 #include "samples/server/admin.h"
 #include "samples/server/report.h"
@@ -76,16 +79,7 @@ class TokenFile {
 
 int Fail(const dm::Status& s) {
   std::cerr << "dmserver: " << s.ToString() << "\n";
-  switch (s.code()) {
-    case dm::Code::kInvalidArgument:
-      return 2;
-    case dm::Code::kNotFound:
-      return 3;
-    case dm::Code::kAlreadyExists:
-      return 4;
-    default:
-      return 1;
-  }
+  return dm::ExitCodeFor(s);
 }
 
 // One line from stdin; with a terminal, prompts on stderr and does not echo.
@@ -170,6 +164,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "dmserver: reference Intune-like MDM server (enrollment, OMA-DM management, "
       "PIN reset service, identity, admin API)"};
+  dm::ConfigureCli(app, "dmserver");
   app.require_subcommand(1);
   ServerOptions options;
   std::string state_dir;
@@ -353,7 +348,11 @@ int main(int argc, char** argv) {
   auto* admin_token_revoke = admin_token->add_subcommand("revoke", "revoke an admin token");
   admin_token_revoke->add_option("name", token_name)->required();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return dm::ExitForParseError(app, e, "dmserver");
+  }
 
   if (dm::Status s = dm::InitLogging(log_level); !s.ok()) return Fail(s);
   if (state_dir.empty()) {
@@ -380,7 +379,19 @@ int main(int argc, char** argv) {
     if (no_admin_api) options.admin_listen_address.clear();
     return Serve(options, port_file, admin_port_file);
   }
-  if (dm::Status s = dm::server::InitState(options); !s.ok()) return Fail(s);
+  // Read-only commands report on an initialised state directory and never create one; every
+  // other command initialises it on first use, as `init` does.
+  const bool read_only = *report || *device_report || tenant_cmd->got_subcommand("list") ||
+                         admin_token->got_subcommand("list");
+  if (read_only) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dm::server::PathsFor(options.state_dir).database, ec)) {
+      return Fail(
+          dm::NotFound("no dmserver state in " + state_dir + ": run `dmserver init` first"));
+    }
+  } else if (dm::Status s = dm::server::InitState(options); !s.ok()) {
+    return Fail(s);
+  }
 
   if (*tenant_add) {
     auto out_file = TokenFile::Create(token_file);
