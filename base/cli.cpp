@@ -1,6 +1,7 @@
 #include "base/cli.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <vector>
 
@@ -58,9 +59,32 @@ std::string CommandPath(const CLI::App& app, std::string_view program) {
 
 }  // namespace
 
-void ConfigureCli(CLI::App& app, std::string_view program) {
+void ConfigureCli(CLI::App& app, std::string_view program, std::string config_default) {
   app.set_version_flag("--version", VersionLine(program), "print the version and git revision");
+  app.set_config("--config", std::move(config_default),
+                 "configuration file: `key = value` lines for the global options, a [command] "
+                 "section for a command's");
   app.option_defaults()->always_capture_default();
+}
+
+std::vector<std::string> ArgsWithEnvironment(int argc, const char* const* argv,
+                                             std::span<const EnvOption> env) {
+  std::vector<std::string> args;
+  if (argc > 0) args.emplace_back(argv[0]);
+  for (const EnvOption& e : env) {
+    const char* value = std::getenv(e.variable);
+    if (value != nullptr && *value != '\0') args.push_back(std::string(e.flag) + "=" + value);
+  }
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return args;
+}
+
+void ParseWithEnvironment(CLI::App& app, int argc, const char* const* argv,
+                          std::span<const EnvOption> env) {
+  std::vector<std::string> args = ArgsWithEnvironment(argc, argv, env);
+  // CLI11 takes the arguments without the program name, last first.
+  std::vector<std::string> reversed(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
+  app.parse(reversed);
 }
 
 std::optional<std::string> NearestWord(std::string_view word,

@@ -8,12 +8,33 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dm {
 
 // Before any option is added: --version prints VersionLine(program); every option's default
-// is shown in --help.
-void ConfigureCli(CLI::App& app, std::string_view program);
+// is shown in --help; --config names a configuration file (TOML-style `key = value`, a
+// `[command]` section for a command's options), `config_default` when not given, which may be
+// missing.
+void ConfigureCli(CLI::App& app, std::string_view program, std::string config_default);
+
+// An option that an environment variable can set, e.g. {"--state-dir", "DMAGENT_STATE_DIR"}.
+// The option must take its last value (CLI::MultiOptionPolicy::TakeLast).
+struct EnvOption {
+  const char* flag;
+  const char* variable;
+};
+
+// The arguments to parse, so that precedence is flags, then environment, then file, then
+// defaults. CLI11 reads the configuration file only for options the command line did not
+// give, so each variable that is set goes on the command line before the user's arguments,
+// where the user's own flag, coming later, still wins.
+std::vector<std::string> ArgsWithEnvironment(int argc, const char* const* argv,
+                                             std::span<const EnvOption> env);
+
+// app.parse of ArgsWithEnvironment (throws CLI::ParseError as app.parse does).
+void ParseWithEnvironment(CLI::App& app, int argc, const char* const* argv,
+                          std::span<const EnvOption> env);
 
 // The exit status for a parse error, after printing it to stderr (help and version to stdout,
 // status 0).

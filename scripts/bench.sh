@@ -50,7 +50,7 @@ agent() { "$DMAGENT" --state-dir "$work/device" --log-level warn "$@"; }
 srv init >/dev/null
 srv tenant add Fabrikam --id 72f988bf-86f1-41af-91ab-2d7cd011db47 \
   --token-file "$work/enroll-token" >/dev/null
-"$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 \
+"$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 --admin-port 0 \
   --port-file "$work/port" >/dev/null &
 server_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done

@@ -231,12 +231,16 @@ int Main(int argc, char** argv) {
   CLI::App app{
       "dmagent: an OMA-DM (MS-MDM) device agent with Windows Hello-style credential "
       "containers"};
-  ConfigureCli(app, "dmagent");
+  ConfigureCli(app, "dmagent", "/etc/dmagent/dmagent.conf");
   app.require_subcommand(1);
   Globals g;
+  // Flags, then the environment, then the configuration file, then these defaults.
   app.add_option("--state-dir", g.state_dir,
-                 "state directory (default $DMAGENT_STATE_DIR, else /var/lib/dmagent)");
-  app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error, off");
+                 "state directory ($DMAGENT_STATE_DIR; default /var/lib/dmagent)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--log-level", g.log_level,
+                 "trace, debug, info, warn, error, off ($DMAGENT_LOG_LEVEL)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--pin-kdf-cost", g.pin_kdf_log2,
                  "log2 of the scrypt cost for new PINs (default 15; tests use 10)")
       ->group("");
@@ -722,8 +726,10 @@ int Main(int argc, char** argv) {
                        "`openssl dgst -verify`)");
   on(key_sign, [&](Device& d) { return KeySignIn(d, user, key_id, rp, uv, out_dir); });
 
+  static constexpr EnvOption kEnvironment[] = {{"--state-dir", "DMAGENT_STATE_DIR"},
+                                               {"--log-level", "DMAGENT_LOG_LEVEL"}};
   try {
-    app.parse(argc, argv);
+    ParseWithEnvironment(app, argc, argv, kEnvironment);
   } catch (const CLI::ParseError& e) {
     return ExitForParseError(app, e, "dmagent");
   }

@@ -83,7 +83,7 @@ ok "tenant Fabrikam ($TENANT_ID), user $USER in group pin-recovery-users"
 
 say "dmserver starts on loopback (its own CA, mutual TLS for management)"
 # The binary itself in the background (not the srv function), so $! is the server's pid.
-"$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 \
+"$DMSERVER" --state-dir "$work/server" --log-level warn serve --listen 127.0.0.1 --port 0 --admin-port 0 \
   --idp-host "$IDP_HOST" --port-file "$work/port" --admin-port-file "$work/admin-port" &
 server_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done

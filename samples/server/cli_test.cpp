@@ -128,8 +128,9 @@ TEST_F(CliTest, AdminCommandsServeAndReport) {
 
   // serve: port 0, the bound port in --port-file, answers over TLS with the state's CA.
   const std::string port_file = (dir_ / "port").string();
-  std::vector<std::string> args = {kBinary, "--log-level", "warn", "--state-dir", state_,
-                                   "serve", "--port",      "0",    "--port-file", port_file};
+  std::vector<std::string> args = {kBinary,       "--log-level", "warn",         "--state-dir",
+                                   state_,        "serve",       "--port",       "0",
+                                   "--port-file", port_file,     "--admin-port", "0"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -206,9 +207,20 @@ TEST_F(CliTest, AdminTokensGoToTheirFileOnlyAndTheAdminApiHasItsOwnPort) {
   // serve: the admin API on its own port, not on the devices' one.
   const std::string port_file = (dir_ / "port").string();
   const std::string admin_port_file = (dir_ / "admin-port").string();
-  std::vector<std::string> args = {
-      kBinary, "--log-level", "warn",    "--state-dir",       state_,         "serve", "--port",
-      "0",     "--port-file", port_file, "--admin-port-file", admin_port_file};
+  std::vector<std::string> args = {kBinary,
+                                   "--log-level",
+                                   "warn",
+                                   "--state-dir",
+                                   state_,
+                                   "serve",
+                                   "--port",
+                                   "0",
+                                   "--port-file",
+                                   port_file,
+                                   "--admin-port-file",
+                                   admin_port_file,
+                                   "--admin-port",
+                                   "0"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

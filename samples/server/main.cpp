@@ -164,15 +164,18 @@ int main(int argc, char** argv) {
   CLI::App app{
       "dmserver: reference Intune-like MDM server (enrollment, OMA-DM management, "
       "PIN reset service, identity, admin API)"};
-  dm::ConfigureCli(app, "dmserver");
+  dm::ConfigureCli(app, "dmserver", "/etc/dmserver/dmserver.conf");
   app.require_subcommand(1);
   ServerOptions options;
   std::string state_dir;
-  if (const char* env = std::getenv("DMSERVER_STATE_DIR")) state_dir = env;
   std::string log_level = "info";
   bool test_kdf = false;
-  app.add_option("--state-dir", state_dir, "state directory (default $DMSERVER_STATE_DIR)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
+  // Flags, then the environment, then the configuration file, then these defaults.
+  app.add_option("--state-dir", state_dir, "state directory ($DMSERVER_STATE_DIR)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error, off ($DMSERVER_LOG_LEVEL)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_flag("--test-kdf", test_kdf,
                "cheap scrypt for password verifiers (tests and demos only)");
 
@@ -183,6 +186,8 @@ int main(int argc, char** argv) {
 
   std::string port_file;
   auto* serve = app.add_subcommand("serve", "run the HTTPS server");
+  options.port = dm::server::kDefaultPort;
+  options.admin_port = dm::server::kDefaultAdminPort;
   serve->add_option("--listen", options.listen_address, "address to listen on");
   serve->add_option("--port", options.port, "port (0: any free port)");
   serve->add_option("--port-file", port_file, "write the bound port to this file");
@@ -349,7 +354,9 @@ int main(int argc, char** argv) {
   admin_token_revoke->add_option("name", token_name)->required();
 
   try {
-    app.parse(argc, argv);
+    static constexpr dm::EnvOption kEnvironment[] = {{"--state-dir", "DMSERVER_STATE_DIR"},
+                                                     {"--log-level", "DMSERVER_LOG_LEVEL"}};
+    dm::ParseWithEnvironment(app, argc, argv, kEnvironment);
   } catch (const CLI::ParseError& e) {
     return dm::ExitForParseError(app, e, "dmserver");
   }

@@ -58,10 +58,15 @@
 
 namespace dm::server {
 
+// The ports `dmserver serve` listens on unless told otherwise: a service needs a known address
+// (firewall rules, the enrollment URLs devices are given).
+inline constexpr uint16_t kDefaultPort = 8443;
+inline constexpr uint16_t kDefaultAdminPort = 8444;
+
 struct ServerOptions {
   std::filesystem::path state_dir;
   std::string listen_address = "127.0.0.1";
-  uint16_t port = 0;
+  uint16_t port = 0;  // 0: any free port (tests); `dmserver serve` defaults to kDefaultPort
   // Host name in the URLs the server hands out (management, PIN reset); default: the listen
   // address. Always in the server certificate, with 127.0.0.1 and localhost.
   std::string public_host;
@@ -74,7 +79,7 @@ struct ServerOptions {
   // The admin API's own listener, never the devices' one. Empty address: no admin listener
   // (the CLI still works on the state directory).
   std::string admin_listen_address = "127.0.0.1";
-  uint16_t admin_port = 0;
+  uint16_t admin_port = 0;  // `dmserver serve` defaults to kDefaultAdminPort
   // Per listener: connections open at once, in all and from one source address (0: no limit).
   size_t max_connections = 1024;
   size_t max_connections_per_address = 64;

@@ -99,6 +99,10 @@ TEST_F(CliConventionsTest, HelpShowsDefaults) {
   EXPECT_NE(r.out.find("--max-sessions INT=0"), std::string::npos) << r.out;
   r = RunProcess(DMAGENT_BIN, {"--help"});
   EXPECT_NE(r.out.find("--log-level TEXT=warn"), std::string::npos) << r.out;
+  // A service listens where its operator expects it, not on a random port.
+  r = RunProcess(DMSERVER_BIN, {"serve", "--help"});
+  EXPECT_NE(r.out.find("--port UINT=8443"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--admin-port UINT=8444"), std::string::npos) << r.out;
 }
 
 TEST_F(CliConventionsTest, ReadOnlyCommandsOnAMissingStateDirectoryCreateNothing) {
@@ -137,6 +141,54 @@ TEST_F(CliConventionsTest, StatusOfAnUnenrolledDeviceClaimsNoJoinAndChangesNothi
   EXPECT_NE(r.out.find("AzureAdJoined : NO"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Enrolled : NO"), std::string::npos) << r.out;
   EXPECT_TRUE(Slurp(dir_ / "agent" / "dmagent.db") == before) << "status wrote to the database";
+}
+
+// Flags, then environment, then configuration file, then defaults, for both binaries.
+TEST_F(CliConventionsTest, ConfigurationPrecedenceIsFlagsThenEnvironmentThenFile) {
+  const fs::path conf = dir_ / "dmagent.conf";
+  std::ofstream(conf) << "# a comment\nstate-dir = \"" << (dir_ / "from-file").string()
+                      << "\"\npin-kdf-cost = 10\n[status]\njson = true\n";
+  const std::pair<std::string, std::string> env = {"DMAGENT_STATE_DIR",
+                                                   (dir_ / "from-env").string()};
+  auto agent = [&](std::vector<std::string> args, bool with_env) {
+    args.insert(args.begin(), {"--config", conf.string()});
+    testing::ProcessOptions o;
+    if (with_env) o.env = {env};
+    return RunProcess(DMAGENT_BIN, args, o);
+  };
+  ASSERT_EQ(agent({"device", "set", "--tpm", "yes"}, false).exit_code, kExitOk);
+  EXPECT_TRUE(fs::exists(dir_ / "from-file" / "dmagent.db"));
+  ASSERT_EQ(agent({"device", "set", "--tpm", "yes"}, true).exit_code, kExitOk);
+  EXPECT_TRUE(fs::exists(dir_ / "from-env" / "dmagent.db"));
+  ASSERT_EQ(
+      agent({"--state-dir", (dir_ / "from-flag").string(), "device", "set", "--tpm", "yes"}, true)
+          .exit_code,
+      kExitOk);
+  EXPECT_TRUE(fs::exists(dir_ / "from-flag" / "dmagent.db"));
+  // A command's section applies to that command only.
+  ProcessResult r = agent({"status"}, false);
+  ASSERT_EQ(r.exit_code, kExitOk) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out, nullptr, false).is_object()) << r.out;
+  EXPECT_EQ(agent({"key", "list", "--user", "bob"}, false).exit_code, kExitOk);
+  // A configuration file named but missing is a usage error, not silently the defaults.
+  r = RunProcess(DMAGENT_BIN, {"--config", (dir_ / "missing.conf").string(), "status"});
+  EXPECT_EQ(r.exit_code, kExitUsage);
+  EXPECT_NE(r.err.find("missing.conf"), std::string::npos) << r.err;
+
+  // dmserver: the same order.
+  const fs::path server_conf = dir_ / "dmserver.conf";
+  std::ofstream(server_conf) << "state-dir = \"" << (dir_ / "server-file").string() << "\"\n";
+  testing::ProcessOptions with_env;
+  with_env.env = {{"DMSERVER_STATE_DIR", (dir_ / "server-env").string()}};
+  ASSERT_EQ(
+      RunProcess(DMSERVER_BIN, {"--config", server_conf.string(), "--test-kdf", "init"}).exit_code,
+      kExitOk);
+  EXPECT_TRUE(fs::exists(dir_ / "server-file" / "server.db"));
+  ASSERT_EQ(
+      RunProcess(DMSERVER_BIN, {"--config", server_conf.string(), "--test-kdf", "init"}, with_env)
+          .exit_code,
+      kExitOk);
+  EXPECT_TRUE(fs::exists(dir_ / "server-env" / "server.db"));
 }
 
 TEST_F(CliConventionsTest, ExitStatusesMeanTheSameInBothBinaries) {

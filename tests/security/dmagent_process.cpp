@@ -6,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 namespace dm::testing {
 namespace {
@@ -36,6 +38,19 @@ ProcessResult RunProcess(const std::filesystem::path& binary, const std::vector<
   std::vector<char*> argv;
   for (std::string& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The environment is built before the fork: the child only calls async-signal-safe code.
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const bool overridden = std::any_of(
+        options.env.begin(), options.env.end(),
+        [&](const auto& kv) { return entry.substr(0, kv.first.size() + 1) == kv.first + "="; });
+    if (!overridden) env_s.emplace_back(entry);
+  }
+  for (const auto& [name, value] : options.env) env_s.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (std::string& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   const Clock::time_point start = Clock::now();
   const pid_t pid = ::fork();
@@ -48,7 +63,7 @@ ProcessResult RunProcess(const std::filesystem::path& binary, const std::vector<
     ::dup2(in[0], STDIN_FILENO);
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(err[1], STDERR_FILENO);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   ::close(in[0]);

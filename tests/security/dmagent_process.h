@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dm::testing {
@@ -27,6 +28,8 @@ struct ProcessOptions {
   std::optional<std::chrono::microseconds> kill_after;
   // A process that is not killed and has not exited by then fails the call (never hangs a test).
   std::chrono::seconds timeout{60};
+  // Set in the child's environment (over the test's own), e.g. {"DMAGENT_STATE_DIR", "/tmp/x"}.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 // argv[0] is `binary`. Never throws; a spawn failure comes back as exit_code 127 with the
