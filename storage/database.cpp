@@ -230,6 +230,49 @@ Result<Bytes> Database::Serialize() {
   return out;
 }
 
+Status Database::BackupTo(const std::filesystem::path& dest) {
+  if (depth_ > 0)
+    return FailedPrecondition("cannot back up " + path_.string() + " mid-transaction");
+  const int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return AlreadyExists(dest.string() + " exists: a backup never overwrites a file");
+    }
+    return IoError("cannot create " + dest.string() + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  auto fail = [&](Status s) {
+    std::error_code ec;
+    std::filesystem::remove(dest, ec);
+    return s;
+  };
+  sqlite3* out = nullptr;
+  int rc =
+      sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = SqliteStatus(out, rc, "open backup", dest);
+    sqlite3_close(out);
+    return fail(st);
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(out, "main", db_, "main");
+  if (backup == nullptr) {
+    Status st = SqliteStatus(out, sqlite3_errcode(out), "start backup", dest);
+    sqlite3_close(out);
+    return fail(st);
+  }
+  // One step copies every page under one read transaction: a snapshot of the last commit.
+  rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    Status st = SqliteStatus(out, rc, "back up", dest);
+    sqlite3_close(out);
+    return fail(st);
+  }
+  rc = sqlite3_close(out);
+  if (rc != SQLITE_OK) return fail(IoError("cannot close the backup " + dest.string()));
+  return Status::Ok();
+}
+
 Database::~Database() {
   for (auto& [sql, stmts] : idle_) {
     for (sqlite3_stmt* s : stmts) sqlite3_finalize(s);
@@ -315,8 +358,8 @@ Status Database::Migrate(std::span<const Migration> migrations) {
   if (current > latest) {
     return FailedPrecondition(path_.string() + " has schema version " + std::to_string(current) +
                               " but this build knows only up to " + std::to_string(latest) +
-                              "; it was written by a newer dmagent — upgrade dmagent, the file "
-                              "was not changed");
+                              "; it was written by a newer version — upgrade this program; the "
+                              "file was not changed");
   }
   for (const Migration& m : migrations) {
     if (m.version <= current) continue;

@@ -137,6 +137,10 @@ class Database {
   // The whole database as one byte image (SQLite's serialization: a database file's bytes),
   // for OpenImage(). Outside a transaction only, so the image is a committed state.
   Result<Bytes> Serialize();
+  // A consistent copy of the committed database into a new file `dest` (SQLite's online backup
+  // API: other connections go on writing meanwhile). `dest` is created exclusively, 0600, never
+  // through a symlink; on any failure it is removed. Outside a transaction only.
+  Status BackupTo(const std::filesystem::path& dest);
 
   // Error message of the last failed call, with the file name, for Status messages.
   Status LastError(std::string_view what) const;

@@ -25,8 +25,10 @@
 #include "base/exit_code.h"
 #include "base/log.h"
 #include "samples/server/admin.h"
+#include "samples/server/backup.h"
 #include "samples/server/report.h"
 #include "samples/server/server.h"
+#include "storage/state_dir.h"
 
 namespace {
 
@@ -140,6 +142,10 @@ int Serve(ServerOptions options, const std::string& port_file, const std::string
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  // One server per state directory; `restore` waits for it to stop.
+  if (dm::Status s = dm::storage::PrepareStateDir(options.state_dir); !s.ok()) return Fail(s);
+  auto lock = dm::server::StateDirLock::Acquire(options.state_dir);
+  if (!lock.ok()) return Fail(lock.error());
   auto server = dm::server::DmServer::Start(options);
   if (!server.ok()) return Fail(server.error());
   // The admin port first: a script that sees the device port may use both.
@@ -323,6 +329,13 @@ int main(int argc, char** argv) {
   std::string device;
   auto* device_report = app.add_subcommand("device-report", "the latest report XML of a device");
   device_report->add_option("device", device)->required();
+  std::string backup_file;
+  auto* backup = app.add_subcommand(
+      "backup", "copy the state (database and keys) into a new file, safe while serving");
+  backup->add_option("file", backup_file, "the backup to write (must not exist; 0600)")->required();
+  auto* restore =
+      app.add_subcommand("restore", "replace the state with a backup's (dmserver must be stopped)");
+  restore->add_option("file", backup_file, "a file `dmserver backup` wrote")->required();
   auto* device_retire = app.add_subcommand(
       "retire",
       "unenroll a device: its certificate stops working and its DeviceID may enroll "
@@ -388,8 +401,15 @@ int main(int argc, char** argv) {
   }
   // Read-only commands report on an initialised state directory and never create one; every
   // other command initialises it on first use, as `init` does.
-  const bool read_only = *report || *device_report || tenant_cmd->got_subcommand("list") ||
-                         admin_token->got_subcommand("list");
+  if (*restore) {
+    if (dm::Status s = dm::server::RestoreState(backup_file, options.state_dir); !s.ok()) {
+      return Fail(s);
+    }
+    std::cout << "restored " << state_dir << " from " << backup_file << "\n";
+    return 0;
+  }
+  const bool read_only = *report || *device_report || *backup ||
+                         tenant_cmd->got_subcommand("list") || admin_token->got_subcommand("list");
   if (read_only) {
     std::error_code ec;
     if (!std::filesystem::exists(dm::server::PathsFor(options.state_dir).database, ec)) {
@@ -532,6 +552,13 @@ int main(int argc, char** argv) {
     auto result = dm::server::BuildReport(**store);
     if (!result.ok()) return Fail(result.error());
     std::cout << (as_json ? PrettyJson(*result) + "\n" : dm::server::FormatReportTable(*result));
+    return 0;
+  }
+  if (*backup) {
+    if (dm::Status s = dm::server::BackupState(options.state_dir, backup_file); !s.ok()) {
+      return Fail(s);
+    }
+    std::cout << "backed up " << state_dir << " to " << backup_file << "\n";
     return 0;
   }
   if (*device_report) {

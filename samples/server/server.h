@@ -11,6 +11,7 @@
 //                      database keeps only its SHA-256, as for every admin token
 //                      (admin_tokens.h); rotating or revoking "initial" leaves this file stale
 //   idp-key.pem        the IdP's EC P-256 key signing user tokens (0600)
+//   serve.lock         flock()ed by `serve` while it runs, so `restore` waits (backup.h)
 //
 // Endpoints (JSON unless noted; errors are {"error": code, "message": text}):
 //   GET|POST /EnrollmentServer/Discovery.svc   MS-MDE2 Discovery (SOAP)
