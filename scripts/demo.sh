@@ -3,5 +3,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${DMAGENT_BUILD_DIR:-$root/build}"
-"$root/scripts/build.sh"
+DMAGENT_BUILD_TARGETS="dmagent dmserver" "$root/scripts/build.sh"
 exec "$root/samples/demo/demo.sh" "$build"
