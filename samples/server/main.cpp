@@ -204,6 +204,10 @@ int main(int argc, char** argv) {
                     "serve enrollment as enterpriseenrollment.<domain> too (where Windows looks "
                     "from a user's UPN)");
   serve->add_option("--name", options.extra_names, "extra subjectAltName for the certificate");
+  serve->add_option("--tls-cert", options.tls_cert_file,
+                    "the operator's TLS certificate chain (PEM, leaf first) instead of one from "
+                    "dmserver's CA");
+  serve->add_option("--tls-key", options.tls_key_file, "the key of --tls-cert (PEM)");
   serve->add_option("--threads", options.threads, "server threads");
   std::string admin_port_file;
   bool no_admin_api = false;

@@ -20,17 +20,14 @@
 #include "samples/server/mde2_service.h"
 #include "samples/server/revocation.h"
 #include "samples/server/server_internal.h"
+#include "samples/server/tls_material.h"
 #include "storage/state_dir.h"
 
 namespace dm::server {
-namespace {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-using transport::HttpRequest;
-using transport::HttpResponse;
+// ---- state files (server_internal.h) ----
 
-Status WriteFile(const fs::path& path, std::string_view content, mode_t mode) {
+Status WriteFile(const std::filesystem::path& path, std::string_view content, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return IoError("cannot create " + path.string());
   // The mode of an existing file is not changed by open(): make sure of it.
@@ -50,7 +47,7 @@ Status WriteFile(const fs::path& path, std::string_view content, mode_t mode) {
   return Status::Ok();
 }
 
-Result<std::string> ReadFile(const fs::path& path) {
+Result<std::string> ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("cannot read " + path.string());
   std::ostringstream buffer;
@@ -58,7 +55,7 @@ Result<std::string> ReadFile(const fs::path& path) {
   return buffer.str();
 }
 
-Result<SecretBytes> ReadSecretFile(const fs::path& path) {
+Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path) {
   DM_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   SecretBytes secret(text);
   OPENSSL_cleanse(text.data(), text.size());
@@ -70,6 +67,13 @@ bool IsIpAddress(std::string_view host) {
   return !host.empty() && std::all_of(host.begin(), host.end(),
                                       [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using transport::HttpRequest;
+using transport::HttpResponse;
 
 // Host header without the port, lower case.
 std::string RequestHost(const HttpRequest& request) {
@@ -552,35 +556,14 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   impl->management = std::make_unique<ManagementService>(*impl->store);
   impl->revocation = std::make_unique<RevocationPublisher>(*impl->store, impl->ca);
 
-  // The TLS server certificate, for every name the server answers to.
-  pki::IssueOptions issue;
-  issue.common_name = options.public_host;
-  issue.not_before = options.clock->Now() - std::chrono::hours(1);
-  issue.validity = std::chrono::hours(24 * 90);
-  issue.server_auth = true;
-  std::vector<std::string> names = {
-      "127.0.0.1",         "localhost",      options.listen_address,
-      options.public_host, options.idp_host, options.admin_listen_address};
-  if (!options.enrollment_domain.empty()) {
-    names.push_back("enterpriseenrollment." + AsciiLower(options.enrollment_domain));
-  }
-  names.insert(names.end(), options.extra_names.begin(), options.extra_names.end());
-  for (const std::string& n : names) {
-    if (n.empty() || n == "0.0.0.0" || n == "::") continue;
-    auto& list = IsIpAddress(n) ? issue.ip_addresses : issue.dns_names;
-    if (std::find(list.begin(), list.end(), n) == list.end()) list.push_back(n);
-  }
-  DM_ASSIGN_OR_RETURN(pki::KeyPair server_key, pki::GenerateKeyPair(pki::KeyType::kEcP256));
-  DM_ASSIGN_OR_RETURN(std::string server_cert,
-                      pki::IssueForPublicKey(impl->ca, server_key.public_pem, issue));
-  DM_RETURN_IF_ERROR(WriteFile(paths.server_key, server_key.private_pem.view(), 0600));
-  DM_RETURN_IF_ERROR(WriteFile(paths.server_cert, server_cert, 0644));
+  // The operator's certificate, or the one the CA issued and the state directory keeps.
+  DM_ASSIGN_OR_RETURN(TlsMaterial tls, LoadTlsMaterial(options, impl->ca, options.clock->Now()));
 
   transport::HttpsServerOptions https;
   https.address = options.listen_address;
   https.port = options.port;
-  https.cert_chain_pem = server_cert + impl->ca.cert_pem;
-  https.key_pem = server_key.private_pem.Clone();
+  https.cert_chain_pem = tls.cert_chain_pem;
+  https.key_pem = tls.key_pem.Clone();
   https.max_connections = options.max_connections;
   https.max_connections_per_address = options.max_connections_per_address;
   // Enrollment and discovery come before a device has a certificate; the endpoints that need
@@ -596,7 +579,7 @@ Result<std::unique_ptr<DmServer>> DmServer::Start(ServerOptions options) {
   admin_https.address = options.admin_listen_address;
   admin_https.port = options.admin_port;
   admin_https.cert_chain_pem = https.cert_chain_pem;
-  admin_https.key_pem = std::move(server_key.private_pem);
+  admin_https.key_pem = std::move(tls.key_pem);
   admin_https.max_connections = options.max_connections;
   admin_https.max_connections_per_address = options.max_connections_per_address;
   admin_https.server_name = https.server_name;

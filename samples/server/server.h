@@ -4,8 +4,9 @@
 //   server.db          the server database (store.h)
 //   ca.pem, ca-key.pem the server's own CA (created on first start; key 0600): issues the TLS
 //                      server certificate and the devices' client certificates
-//   server.pem, server-key.pem  TLS server certificate (re-issued at every start for
-//                      127.0.0.1, localhost, the public host, the IdP host)
+//   server.pem, server-key.pem  TLS server certificate from the CA, kept across starts and
+//                      re-issued when it expires within 30 days or misses a name the server
+//                      answers to (tls_material.h); unused with --tls-cert/--tls-key
 //   pin-reset-key.pem  the PIN reset service's RSA key (0600)
 //   admin-token        the initial global admin token, in clear for the operator (0600); the
 //                      database keeps only its SHA-256, as for every admin token
@@ -74,6 +75,9 @@ struct ServerOptions {
   // The federated IdP's host name: requests with this Host get only the IdP's pages.
   std::string idp_host = "idp.fabrikam.test";
   std::vector<std::string> extra_names;  // more subjectAltNames for the server certificate
+  // The operator's TLS certificate (chain PEM, leaf first) and key, instead of one from
+  // dmserver's CA; both or neither. Re-read on SIGHUP (DmServer::ReloadTls).
+  std::filesystem::path tls_cert_file, tls_key_file;
   // Windows looks for enterpriseenrollment.<domain> from a user's UPN: that host is in the
   // certificate and serves the enrollment endpoints. Empty: no such host.
   std::string enrollment_domain;

@@ -1,7 +1,10 @@
 // What dmserver's HTTP handlers share (internal).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -30,6 +33,12 @@ struct ServerContext {
   std::chrono::seconds device_cert_validity;
   const UserTokenSigner& user_tokens;  // the IdP's
 };
+
+// State files: written whole with `mode` and synced; read whole (NotFound when missing).
+Status WriteFile(const std::filesystem::path& path, std::string_view content, mode_t mode);
+Result<std::string> ReadFile(const std::filesystem::path& path);
+Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path);
+bool IsIpAddress(std::string_view host);
 
 transport::HttpResponse JsonResponse(int status, const nlohmann::json& body);
 transport::HttpResponse JsonError(int status, std::string_view error, std::string_view message);
