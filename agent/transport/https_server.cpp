@@ -18,6 +18,7 @@
 
 #include "agent/transport/asio.h"
 #include "agent/transport/client_revocation.h"
+#include "agent/transport/server_certificate.h"
 #include "agent/transport/tls_internal.h"
 #include "base/pki.h"
 
@@ -95,6 +96,9 @@ class ServerCore {
     }
     return revocation_.Set(crl_pem);
   }
+  Status SetCertificate(std::string_view chain_pem, const SecretBytes& key_pem) {
+    return certificate_.Set(chain_pem, key_pem);
+  }
   HttpResponse Handle(const HttpRequest& request, const PeerInfo& peer);
 
   // A connection is counted from accept until its session object is destroyed, which every
@@ -135,7 +139,8 @@ class ServerCore {
 
   HttpsServerOptions options_;
   HttpHandler handler_;
-  internal::ClientRevocation revocation_;  // before ssl_ctx_, whose handshakes call it
+  internal::ClientRevocation revocation_;    // before ssl_ctx_, whose handshakes call it
+  internal::ServerCertificate certificate_;  // likewise
   ssl::context ssl_ctx_;
   std::mutex sessions_mu_;
   std::map<uint64_t, Entry> sessions_;
@@ -375,6 +380,9 @@ Status ServerCore::Init() {
   DM_RETURN_IF_ERROR(internal::ConfigureCommonTls(ssl_ctx_));
   DM_RETURN_IF_ERROR(internal::LoadCertificateAndKey(ssl_ctx_, options_.cert_chain_pem,
                                                      options_.key_pem, "server"));
+  // The same pair again, replaceable later (SetCertificate).
+  DM_RETURN_IF_ERROR(certificate_.Set(options_.cert_chain_pem, options_.key_pem));
+  certificate_.Install(ssl_ctx_.native_handle());
   beast::error_code ec;
   options_.key_pem.Wipe();  // OpenSSL holds the key from here on
   // Send exactly the configured chain. Otherwise OpenSSL completes it from the trust store
@@ -562,6 +570,10 @@ const std::string& HttpsServer::address() const { return impl_->options().addres
 std::string HttpsServer::BaseUrl() const {
   return "https://" + internal::HostPort(impl_->options().address, impl_->port_);
 }
+Status HttpsServer::SetCertificate(std::string_view chain_pem, const SecretBytes& key_pem) {
+  return impl_->SetCertificate(chain_pem, key_pem);
+}
+
 Status HttpsServer::SetRevocationList(std::string_view crl_pem) {
   return impl_->SetRevocationList(crl_pem);
 }

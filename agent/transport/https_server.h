@@ -87,6 +87,10 @@ class HttpsServer {
   // fails). Refused, leaving the current list, unless it parses, is signed by a client CA and
   // is not out of date.
   Status SetRevocationList(std::string_view crl_pem);
+  // Replaces the certificate chain (leaf first) and key presented from the next handshake on;
+  // open connections keep theirs. Refused, leaving the current pair, unless the key is the
+  // leaf's.
+  Status SetCertificate(std::string_view chain_pem, const SecretBytes& key_pem);
 
   // Stops accepting, drops open connections and joins the threads. Idempotent.
   void Stop();

@@ -187,6 +187,31 @@ class HttpsTest : public ::testing::Test {
   std::unique_ptr<HttpsServer> server_;
 };
 
+// A renewed certificate (SIGHUP in dmserver) is presented from the next handshake on; a key
+// that is not the certificate's is refused and the current pair stays.
+TEST_F(HttpsTest, SetCertificatePresentsTheNewOneFromTheNextHandshake) {
+  StartServer(ServerOptions(), Echo());
+  const pki::CertificateAuthority renewed_ca = MakeCa("renewed Root");
+  Leaf renewed = MakeLeaf(renewed_ca, ServerCertOptions());
+  auto trusting = [&](const pki::CertificateAuthority& ca) {
+    HttpsClientOptions o = ClientOptions(Url());
+    o.ca_bundle_pem = ca.cert_pem;
+    o.retry.max_attempts = 1;
+    auto client = MakeClient(std::move(o));
+    return client->Post("", "<SyncML/>", kSyncMlXml).ok();
+  };
+  EXPECT_TRUE(trusting(ca_));
+  EXPECT_FALSE(trusting(renewed_ca));
+
+  ASSERT_TRUE(server_->SetCertificate(renewed.cert, renewed.key).ok());
+  EXPECT_TRUE(trusting(renewed_ca));
+  EXPECT_FALSE(trusting(ca_));
+
+  const Status wrong = server_->SetCertificate(server_leaf_.cert, renewed.key);
+  EXPECT_EQ(wrong.code(), Code::kInvalidArgument) << wrong.ToString();
+  EXPECT_TRUE(trusting(renewed_ca));
+}
+
 TEST_F(HttpsTest, MutualTlsRoundTripCarriesTheOmaDmHeaders) {
   StartServer(ServerOptions(), Echo());
   auto client = MakeClient(ClientOptions(Url()));

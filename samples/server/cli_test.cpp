@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "agent/transport/https_client.h"
+#include "base/clock.h"
+#include "base/pki.h"
 
 extern char** environ;
 
@@ -62,12 +64,13 @@ class CliTest : public ::testing::Test {
   }
 
   // `serve` on free ports in the background; returns the device port (0 on failure).
-  int StartServe() {
+  int StartServe(const std::vector<std::string>& extra = {}) {
     const std::string port_file = (dir_ / "serve-port").string();
     fs::remove(port_file);  // a port file from an earlier start is stale
     std::vector<std::string> args = {kBinary,        "--log-level", "warn",        "--state-dir",
                                      state_,         "serve",       "--port",      "0",
                                      "--admin-port", "0",           "--port-file", port_file};
+    args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -98,6 +101,54 @@ class CliTest : public ::testing::Test {
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// SIGHUP: the operator renewed the certificate files; the running server presents the new one
+// from the next connection on and keeps serving; SIGTERM still stops it cleanly.
+TEST_F(CliTest, SighupReloadsTheOperatorsCertificate) {
+  ASSERT_EQ(Run({"init"}).first, 0);
+  const auto now = Clock::System().Now();
+  auto write_pair = [&](const pki::CertificateAuthority& ca) {
+    auto key = pki::GenerateKeyPair(pki::KeyType::kEcP256);
+    auto cert = pki::IssueForPublicKey(ca, key->public_pem,
+                                       {.common_name = "127.0.0.1",
+                                        .not_before = now - std::chrono::hours(1),
+                                        .validity = std::chrono::hours(24),
+                                        .server_auth = true,
+                                        .client_auth = false,
+                                        .dns_names = {"localhost"},
+                                        .ip_addresses = {"127.0.0.1"}});
+    ASSERT_TRUE(cert.ok());
+    std::ofstream(dir_ / "tls.pem") << *cert;
+    std::ofstream(dir_ / "tls-key.pem") << key->private_pem.view();
+  };
+  auto first_ca = pki::CreateCa("first CA", now - std::chrono::hours(1), std::chrono::hours(48));
+  auto renewed_ca =
+      pki::CreateCa("renewed CA", now - std::chrono::hours(1), std::chrono::hours(48));
+  ASSERT_TRUE(first_ca.ok() && renewed_ca.ok());
+  write_pair(*first_ca);
+  const int port = StartServe(
+      {"--tls-cert", (dir_ / "tls.pem").string(), "--tls-key", (dir_ / "tls-key.pem").string()});
+  ASSERT_GT(port, 0);
+  auto answers = [&](const pki::CertificateAuthority& ca) {
+    transport::HttpsClientOptions o;
+    o.server_url = "https://127.0.0.1:" + std::to_string(port);
+    o.ca_bundle_pem = ca.cert_pem;
+    o.retry.max_attempts = 1;
+    auto client = transport::HttpsClient::Create(std::move(o));
+    auto r = (*client)->Post("/PinReset/publickey", "", "application/json");
+    return r.ok() && r->status == 200;
+  };
+  EXPECT_TRUE(answers(*first_ca));
+  write_pair(*renewed_ca);
+  ASSERT_EQ(::kill(server_pid_, SIGHUP), 0);
+  bool renewed = false;
+  for (int i = 0; i < 100 && !(renewed = answers(*renewed_ca)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(renewed) << "the renewed certificate was not presented after SIGHUP";
+  EXPECT_FALSE(answers(*first_ca));
+  EXPECT_EQ(StopServe(), 0) << "SIGHUP killed the server, or SIGTERM did not stop it cleanly";
 }
 
 // Backup while the server serves and the CLI writes; restore only when it is stopped, onto a

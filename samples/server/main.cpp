@@ -137,10 +137,12 @@ dm::Status WritePortFile(const std::string& path, uint16_t port) {
 
 int Serve(ServerOptions options, const std::string& port_file, const std::string& admin_port_file) {
   // Block the stop signals before the server's threads start, so only sigwait sees them.
+  // SIGHUP reloads the TLS certificate (a renewed one from the operator) and keeps serving.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   // One server per state directory; `restore` waits for it to stop.
   if (dm::Status s = dm::storage::PrepareStateDir(options.state_dir); !s.ok()) return Fail(s);
@@ -158,7 +160,12 @@ int Serve(ServerOptions options, const std::string& port_file, const std::string
             << ((*server)->admin_port() ? "on " + (*server)->AdminBaseUrl() : std::string("off"))
             << std::endl;
   int sig = 0;
-  sigwait(&stop, &sig);
+  while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+    if (dm::Status s = (*server)->ReloadTls(); !s.ok()) {
+      std::cerr << "dmserver: TLS reload failed, keeping the current certificate: " << s.ToString()
+                << std::endl;
+    }
+  }
   std::cout << "dmserver stopping (signal " << sig << ")" << std::endl;
   (*server)->Stop();
   return 0;

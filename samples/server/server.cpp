@@ -652,6 +652,17 @@ HttpResponse DmServer::HandleAdmin(const HttpRequest& request) {
   return impl_->RouteAdmin(request);
 }
 
+Status DmServer::ReloadTls() {
+  DM_ASSIGN_OR_RETURN(TlsMaterial tls,
+                      LoadTlsMaterial(impl_->options, impl_->ca, impl_->options.clock->Now()));
+  DM_RETURN_IF_ERROR(impl_->https->SetCertificate(tls.cert_chain_pem, tls.key_pem));
+  if (impl_->admin_https) {
+    DM_RETURN_IF_ERROR(impl_->admin_https->SetCertificate(tls.cert_chain_pem, tls.key_pem));
+  }
+  spdlog::info("TLS certificate reloaded{}", tls.issued_now ? " (newly issued)" : "");
+  return Status::Ok();
+}
+
 void DmServer::Stop() {
   if (impl_ && impl_->revocation) impl_->revocation->StopPolling();
   if (impl_ && impl_->admin_https) impl_->admin_https->Stop();

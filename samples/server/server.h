@@ -136,6 +136,11 @@ class DmServer {
                                  const transport::PeerInfo& peer);
   transport::HttpResponse HandleAdmin(const transport::HttpRequest& request);
 
+  // SIGHUP: the TLS certificate again (the operator's files re-read, or the kept one checked
+  // and re-issued if it no longer fits), presented from the next handshake on, on both
+  // listeners. On any error the current certificate stays.
+  Status ReloadTls();
+
   void Stop();
 
  private:
