@@ -17,13 +17,39 @@ function(dm_install_package_files component)
 endfunction()
 set(dm_doc_dir ${CMAKE_INSTALL_DATAROOTDIR}/doc)
 
+# Man pages, generated from the binaries' own --help (cmake/ManPage.cmake, help2man), so they
+# cannot drift from the command line.
+find_program(HELP2MAN help2man)
+function(dm_man_page target description)
+  if(NOT HELP2MAN)
+    message(STATUS "help2man not found: no man page for ${target}")
+    return()
+  endif()
+  set(out ${PROJECT_BINARY_DIR}/man/${target}.8.gz)
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DPROGRAM=$<TARGET_FILE:${target}> -DNAME=${target}
+            "-DDESCRIPTION=${description}"
+            "-DINCLUDES=${PROJECT_SOURCE_DIR}/samples/man/${target}.h2m|${PROJECT_SOURCE_DIR}/samples/man/common.h2m"
+            -DOUTPUT=${out} -P ${PROJECT_SOURCE_DIR}/cmake/ManPage.cmake
+    DEPENDS ${target} ${PROJECT_SOURCE_DIR}/cmake/ManPage.cmake
+            ${PROJECT_SOURCE_DIR}/samples/man/${target}.h2m
+            ${PROJECT_SOURCE_DIR}/samples/man/common.h2m
+    COMMENT "man page ${target}(8)"
+    VERBATIM)
+  add_custom_target(${target}_man ALL DEPENDS ${out})
+  install(FILES ${out} DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT ${target})
+endfunction()
+
 install(TARGETS dmagent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT dmagent)
 dm_install_package_files(dmagent)
+dm_man_page(dmagent "OMA-DM (MS-MDM) device agent with Windows Hello-style containers")
 install(FILES README.md SECURITY.md DESTINATION ${dm_doc_dir}/dmagent COMPONENT dmagent)
 
 if(TARGET dmserver)
   install(TARGETS dmserver RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT dmserver)
   dm_install_package_files(dmserver)
+  dm_man_page(dmserver "reference Intune-like MDM server for dmagent")
   # systemd looks in <prefix>/lib, whatever libdir is (multiarch or not).
   install(FILES samples/systemd/sysusers.d/dmserver.conf DESTINATION lib/sysusers.d
           COMPONENT dmserver)
