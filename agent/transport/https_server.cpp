@@ -113,6 +113,11 @@ class ServerCore {
     --active_;
   }
   void CountRequest() { ++requests_; }
+  // Requests read and not yet answered (Stop waits for them); `draining_` makes sessions close
+  // after their answer instead of reading the next request.
+  void BeginRequest() { ++busy_; }
+  void EndRequest() { --busy_; }
+  bool draining() const { return draining_; }
 
   uint16_t port_ = 0;
   std::atomic<uint64_t> accepted_{0};
@@ -154,6 +159,8 @@ class ServerCore {
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int> busy_{0};
 };
 
 // One TLS connection: handshake, then request/response turns until the peer closes, a timeout,
@@ -164,7 +171,10 @@ class ServerSession : public std::enable_shared_from_this<ServerSession> {
  public:
   ServerSession(tcp::socket&& socket, ServerCore* server, uint64_t id)
       : stream_(std::move(socket), server->ssl_ctx()), server_(server), id_(id) {}
-  ~ServerSession() { server_->Unregister(id_); }
+  ~ServerSession() {
+    if (busy_) server_->EndRequest();
+    server_->Unregister(id_);
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(),
@@ -265,6 +275,8 @@ class ServerSession : public std::enable_shared_from_this<ServerSession> {
     }
     req.body = std::move(msg.body());
     server_->CountRequest();
+    server_->BeginRequest();
+    busy_ = true;
     HttpResponse res = server_->Handle(req, peer_);
     bool close = !msg.keep_alive();
     if (auto c = res.Header("Connection"); c && HeaderNameEquals(*c, "close")) close = true;
@@ -309,9 +321,13 @@ class ServerSession : public std::enable_shared_from_this<ServerSession> {
   }
 
   void OnWrite(bool close, bool discard_rest, beast::error_code ec, size_t) {
+    if (busy_) {
+      busy_ = false;
+      server_->EndRequest();
+    }
     if (ec) return;  // the peer went away; the session ends
     if (discard_rest) return Discard();
-    if (close) return DoShutdown();
+    if (close || server_->draining()) return DoShutdown();
     DoRead();
   }
 
@@ -361,6 +377,7 @@ class ServerSession : public std::enable_shared_from_this<ServerSession> {
   beast::ssl_stream<beast::tcp_stream> stream_;
   ServerCore* server_;
   uint64_t id_;
+  bool busy_ = false;  // a request of ours is counted in the server's busy count
   PeerInfo peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -531,6 +548,16 @@ HttpResponse ServerCore::Handle(const HttpRequest& request, const PeerInfo& peer
 
 void ServerCore::Stop() {
   if (stopped_.exchange(true)) return;
+  // Accept nothing more, then give the requests being handled their answers.
+  draining_ = true;
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + options_.stop_grace;
+  while (busy_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   ioc_.stop();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();

@@ -52,6 +52,9 @@ struct HttpsServerOptions {
   std::string client_crl_pem;
 
   std::chrono::milliseconds io_timeout{30'000};
+  // Stop() stops accepting at once, then waits this long at most for requests being handled to
+  // be answered before it closes every connection.
+  std::chrono::milliseconds stop_grace{10'000};
   size_t max_body_bytes = 4u << 20;
   // After a 413 the server keeps reading (and discarding) up to this much of the oversized body,
   // so the client can finish sending and then read the 413 instead of hitting a reset.
@@ -92,7 +95,8 @@ class HttpsServer {
   // leaf's.
   Status SetCertificate(std::string_view chain_pem, const SecretBytes& key_pem);
 
-  // Stops accepting, drops open connections and joins the threads. Idempotent.
+  // Stops accepting, lets the requests being handled finish and their answers go out (up to
+  // options.stop_grace), then drops open connections and joins the threads. Idempotent.
   void Stop();
 
   uint64_t connections_accepted() const;

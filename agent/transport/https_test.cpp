@@ -187,6 +187,33 @@ class HttpsTest : public ::testing::Test {
   std::unique_ptr<HttpsServer> server_;
 };
 
+// SIGTERM to dmserver: a request being handled when Stop() is called still gets its answer;
+// nothing new is accepted after it.
+TEST_F(HttpsTest, StopLetsTheRequestsBeingHandledFinish) {
+  std::atomic<bool> entered{false};
+  StartServer(ServerOptions(), [&](const HttpRequest&, const PeerInfo&) {
+    entered = true;
+    std::this_thread::sleep_for(milliseconds(300));
+    // Larger than the socket buffers: the answer is still being written when Stop() would
+    // otherwise close the connection.
+    return HttpResponse{200, {}, std::string(8u << 20, 'x')};
+  });
+  HttpsClientOptions o = ClientOptions(Url());
+  o.retry.max_attempts = 1;
+  auto client = MakeClient(std::move(o));
+  Result<HttpResponse> answer = Internal("not sent");
+  std::thread request([&] { answer = client->Post("", "<SyncML/>", kSyncMlXml); });
+  while (!entered) std::this_thread::sleep_for(milliseconds(1));
+  server_->Stop();
+  request.join();
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(answer->body.size(), 8u << 20);
+  HttpsClientOptions late = ClientOptions(Url());
+  late.retry.max_attempts = 1;
+  EXPECT_FALSE(MakeClient(std::move(late))->Post("", "<SyncML/>", kSyncMlXml).ok());
+}
+
 // A renewed certificate (SIGHUP in dmserver) is presented from the next handshake on; a key
 // that is not the certificate's is refused and the current pair stays.
 TEST_F(HttpsTest, SetCertificatePresentsTheNewOneFromTheNextHandshake) {
