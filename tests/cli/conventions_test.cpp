@@ -210,7 +210,8 @@ TEST_F(CliConventionsTest, ExitStatusesMeanTheSameInBothBinaries) {
   EXPECT_EQ(r.exit_code, kExitNotEnrolled) << r.err;
   r = Agent({"run", "--max-sessions", "1"});
   EXPECT_EQ(r.exit_code, kExitNotEnrolled) << r.err;
-  const std::string unit = Slurp(fs::path(DMAGENT_SOURCE_DIR) / "samples/systemd/dmagent.service.in");
+  const std::string unit =
+      Slurp(fs::path(DMAGENT_SOURCE_DIR) / "samples/systemd/dmagent.service.in");
   EXPECT_NE(unit.find("RestartPreventExitStatus=" + std::to_string(kExitNotEnrolled)),
             std::string::npos);
 }
