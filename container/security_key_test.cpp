@@ -967,10 +967,12 @@ TEST_F(SecurityKeyTest, KeyFromBeforeTheSealerIsUpgradedInPlace) {
       sealed, internal::SecurityKeyAssociatedData(internal::kPurposeSecretSeal, kAlice, key));
   ASSERT_TRUE(inner.ok()) << inner.status().ToString();
   ASSERT_EQ(inner->size(), 60u);
-  auto legacy = db_->Prepare("UPDATE security_key SET sealed_secret = ?, counter_mac = NULL");
-  ASSERT_TRUE(legacy.ok());
-  legacy->BindBlob(1, inner->span());
-  ASSERT_TRUE(legacy->Run().ok());
+  {  // the statement must not outlive the connection Reopen() closes
+    auto legacy = db_->Prepare("UPDATE security_key SET sealed_secret = ?, counter_mac = NULL");
+    ASSERT_TRUE(legacy.ok());
+    legacy->BindBlob(1, inner->span());
+    ASSERT_TRUE(legacy->Run().ok());
+  }
   Reopen();
 
   EXPECT_TRUE(TryPin(key, "2468").ok());  // loads, upgrades, and the PIN still opens
