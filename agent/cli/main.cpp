@@ -206,8 +206,6 @@ policy::Target MakeTarget(const std::string& setting, const std::string& user) {
 
 // ---- security keys ---------------------------------------------------------------------------
 
-container::SecurityKeyStore KeyStore(Device& device) { return device.SecurityKeys(); }
-
 Json KeyJson(const container::SecurityKeyInfo& k) {
   return Json{{"key_id", k.key_id},
               {"label", k.label},
@@ -263,6 +261,12 @@ int Main(int argc, char** argv) {
   // Set by sync and run when the device has no enrollment: kExitNotEnrolled, which the
   // systemd unit does not restart on.
   bool not_enrolled = false;
+  auto require_enrolled = [&not_enrolled](Device& d) -> Status {
+    DM_ASSIGN_OR_RETURN(EnrollmentState state, LoadEnrollment(d.db()));
+    if (state.enrolled()) return Status::Ok();
+    not_enrolled = true;
+    return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
+  };
 
   // exec
   std::string exec_file = "-", exec_user;
@@ -437,11 +441,7 @@ int Main(int argc, char** argv) {
   auto* sync = app.add_subcommand("sync", "run one OMA-DM session with the management server");
   sync->add_flag("--server-initiated", server_initiated, "as after a push (Alert 1200)");
   on(sync, [&](Device& d) -> Status {
-    DM_ASSIGN_OR_RETURN(EnrollmentState state, LoadEnrollment(d.db()));
-    if (!state.enrolled()) {
-      not_enrolled = true;
-      return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
-    }
+    DM_RETURN_IF_ERROR(require_enrolled(d));
     SyncOptions so;
     so.server_initiated = server_initiated;
     DM_ASSIGN_OR_RETURN(SyncResult r, RunSession(d, so));
@@ -461,10 +461,7 @@ int Main(int argc, char** argv) {
   // Not enrolled, before the loop or after the server unenrolled the device: kExitNotEnrolled.
   auto check_enrolled = [&]() -> Status {
     DM_ASSIGN_OR_RETURN(std::unique_ptr<Device> d, OpenDevice(g));
-    DM_ASSIGN_OR_RETURN(EnrollmentState state, LoadEnrollment(d->db()));
-    if (state.enrolled()) return Status::Ok();
-    not_enrolled = true;
-    return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
+    return require_enrolled(*d);
   };
   run->callback([&] {
     standalone = [&]() -> Status {
@@ -648,7 +645,7 @@ int Main(int argc, char** argv) {
   key_list->add_option("--user", user)->required();
   key_list->add_flag("--json", json);
   on_read_only(key_list, [&](Device& d) -> Status {
-    auto ks = KeyStore(d);
+    auto ks = d.SecurityKeys();
     DM_ASSIGN_OR_RETURN(auto keys, ks.List(user));
     Json arr = Json::array();
     std::ostringstream text;
@@ -667,7 +664,7 @@ int Main(int argc, char** argv) {
   key_create->add_option("--user", user)->required();
   key_create->add_option("--label", label);
   on(key_create, [&](Device& d) -> Status {
-    auto ks = KeyStore(d);
+    auto ks = d.SecurityKeys();
     DM_ASSIGN_OR_RETURN(std::string id, ks.Create(user, label));
     std::cout << id << "\n";
     return Status::Ok();
@@ -675,7 +672,7 @@ int Main(int argc, char** argv) {
   auto* key_set_pin = key->add_subcommand("set-pin", "set the key's PIN (new PIN on stdin)");
   add_key_opts(key_set_pin);
   on(key_set_pin, [&](Device& d) -> Status {
-    auto ks = KeyStore(d);
+    auto ks = d.SecurityKeys();
     DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
     DM_ASSIGN_OR_RETURN(SecretBytes p, ReadNewSecret("New security key PIN"));
     DM_RETURN_IF_ERROR(ks.SetPin(user, id, p));
@@ -685,7 +682,7 @@ int Main(int argc, char** argv) {
   auto* key_change_pin = key->add_subcommand("change-pin", "change the key's PIN (current, new)");
   add_key_opts(key_change_pin);
   on(key_change_pin, [&](Device& d) -> Status {
-    auto ks = KeyStore(d);
+    auto ks = d.SecurityKeys();
     DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
     DM_ASSIGN_OR_RETURN(SecretBytes cur, ReadSecretLine("Current security key PIN"));
     DM_ASSIGN_OR_RETURN(SecretBytes p, ReadNewSecret("New security key PIN"));
@@ -699,7 +696,7 @@ int Main(int argc, char** argv) {
   add_key_opts(key_reset);
   key_reset->add_flag("--yes", confirm, "confirm that every credential on the key is destroyed");
   on(key_reset, [&](Device& d) -> Status {
-    auto ks = KeyStore(d);
+    auto ks = d.SecurityKeys();
     DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
     std::cerr << container::kSecurityKeyResetWarning << "\n";
     if (!confirm) return FailedPrecondition("not confirmed: run again with --yes to reset");
@@ -712,7 +709,7 @@ int Main(int argc, char** argv) {
   auto* key_power = key->add_subcommand("power-cycle", "simulate unplugging and re-inserting");
   add_key_opts(key_power);
   on(key_power, [&](Device& d) -> Status {
-    auto ks = KeyStore(d);
+    auto ks = d.SecurityKeys();
     DM_ASSIGN_OR_RETURN(std::string id, resolve(ks));
     return ks.PowerCycle(user, id);
   });
@@ -734,20 +731,15 @@ int Main(int argc, char** argv) {
     return ExitForParseError(app, e, "dmagent");
   }
   if (Status s = InitLogging(g.log_level); !s.ok()) return Fail(s);
-  if (standalone) {
-    Status s = standalone();
+  auto exit_status = [&](const Status& s) -> int {
     if (s.ok()) return kExitOk;
     const int code = Fail(s);
     return not_enrolled ? kExitNotEnrolled : code;
-  }
+  };
+  if (standalone) return exit_status(standalone());
   auto device = OpenDevice(g, read_only);
   if (!device.ok()) return Fail(device.error());
-  Status s = action ? action(**device) : Status::Ok();
-  if (!s.ok()) {
-    const int code = Fail(s);
-    return not_enrolled ? kExitNotEnrolled : code;
-  }
-  return kExitOk;
+  return exit_status(action ? action(**device) : Status::Ok());
 }
 
 }  // namespace dm::agent::cli

@@ -8,13 +8,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "base/version.h"
 #include "samples/server/server.h"
+#include "samples/server/server_internal.h"
 #include "samples/server/store.h"
 #include "storage/database.h"
 #include "storage/state_dir.h"
@@ -37,10 +36,10 @@ constexpr KeptFile kKeptFiles[] = {{&StatePaths::ca_cert, 0644},
                                    {&StatePaths::idp_key, 0600},
                                    {&StatePaths::admin_token, 0600}};
 
-Result<std::string> ReadWhole(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("cannot read " + path.string());
-  return std::string(std::istreambuf_iterator<char>(in), {});
+// A database file that was being written and failed: the file and its WAL files.
+void RemoveDatabaseFiles(const fs::path& db) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix, ec);
 }
 
 // Written whole beside `path`, synced, then renamed over it.
@@ -115,7 +114,7 @@ Status BackupState(const fs::path& state_dir, const fs::path& file) {
     for (const KeptFile& k : kKeptFiles) {
       const fs::path& path = paths.*k.path;
       if (!fs::exists(path, ec)) continue;  // e.g. no admin-token file after it was removed
-      DM_ASSIGN_OR_RETURN(std::string content, ReadWhole(path));
+      DM_ASSIGN_OR_RETURN(std::string content, ReadFile(path));
       DM_ASSIGN_OR_RETURN(storage::Statement st,
                           out->Prepare("INSERT INTO dmserver_backup_file VALUES (?, ?, ?)"));
       st.Bind(1, path.filename().string()).Bind(2, static_cast<int64_t>(k.mode));
@@ -127,9 +126,7 @@ Status BackupState(const fs::path& state_dir, const fs::path& file) {
     return out->CheckIntegrity();
   };
   if (Status s = finish(); !s.ok()) {
-    fs::remove(file, ec);
-    fs::remove(file.string() + "-wal", ec);
-    fs::remove(file.string() + "-shm", ec);
+    RemoveDatabaseFiles(file);
     return s.WithContext("backup " + file.string());
   }
   spdlog::info("backed up {} to {}", state_dir.string(), file.string());
@@ -182,9 +179,7 @@ Status RestoreState(const fs::path& file, const fs::path& state_dir) {
     return db->Exec("DROP TABLE dmserver_backup; DROP TABLE dmserver_backup_file;");
   };
   if (Status s = stage(); !s.ok()) {
-    fs::remove(staged, ec);
-    fs::remove(staged.string() + "-wal", ec);
-    fs::remove(staged.string() + "-shm", ec);
+    RemoveDatabaseFiles(staged);
     return s.WithContext("restore " + file.string());
   }
   for (const File& f : files) DM_RETURN_IF_ERROR(WriteReplacing(f.path, f.content, f.mode));
