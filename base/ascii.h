@@ -15,4 +15,12 @@ inline std::string AsciiLower(std::string_view s) {
   return out;
 }
 
+inline std::string AsciiUpper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
 }  // namespace dm

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <vector>
 
 #include "base/exit_code.h"
@@ -65,6 +66,25 @@ void ConfigureCli(CLI::App& app, std::string_view program, std::string config_de
                  "configuration file: `key = value` lines for the global options, a [command] "
                  "section for a command's");
   app.option_defaults()->always_capture_default();
+}
+
+void AddLoggingOptions(CLI::App& app, LogOptions& options, std::string_view level_variable) {
+  app.add_option("--log-level", options.level,
+                 "least severe level logged ($" + std::string(level_variable) + ")")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  const std::map<std::string, LogFormat> formats = {{"auto", LogFormat::kAuto},
+                                                    {"text", LogFormat::kText},
+                                                    {"json", LogFormat::kJson},
+                                                    {"journal", LogFormat::kJournal}};
+  app.add_option("--log-format", options.format, "auto: the journal under systemd, else text")
+      ->type_name("TEXT")
+      ->transform(CLI::CheckedTransformer(formats).description("{auto,text,json,journal}"))
+      ->default_str("auto")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--log-file", options.file,
+                 "also log to this file (0600); SIGHUP reopens it after rotation")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 std::vector<std::string> ArgsWithEnvironment(int argc, const char* const* argv,

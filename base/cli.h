@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/log.h"
+
 namespace dm {
 
 // Before any option is added: --version prints VersionLine(program); every option's default
@@ -17,6 +19,10 @@ namespace dm {
 // `[command]` section for a command's options), `config_default` when not given, which may be
 // missing.
 void ConfigureCli(CLI::App& app, std::string_view program, std::string config_default);
+
+// --log-level (checked; `level_variable` may set it, as an EnvOption), --log-format and
+// --log-file, into `options`, whose values are the defaults shown.
+void AddLoggingOptions(CLI::App& app, LogOptions& options, std::string_view level_variable);
 
 // An option that an environment variable can set, e.g. {"--state-dir", "DMAGENT_STATE_DIR"}.
 // The option must take its last value (CLI::MultiOptionPolicy::TakeLast).

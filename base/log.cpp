@@ -1,21 +1,22 @@
 #include "base/log.h"
 
 #include <fcntl.h>
-#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "base/log_sinks.h"
 
 namespace dm {
 namespace {
@@ -59,6 +60,104 @@ class PrintableSink : public spdlog::sinks::base_sink<std::mutex> {
   std::vector<spdlog::sink_ptr> sinks_;
 };
 
+// A log file that SIGHUP can open again after logrotate moved it (spdlog's file sink cannot).
+class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit ReopenableFileSink(std::filesystem::path path) : path_(std::move(path)) {}
+  ~ReopenableFileSink() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // Created private (0600) if missing; a kept file is made private too.
+  Status Reopen() {
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return IoError("cannot open log file " + path_.string() + ": " + std::strerror(errno));
+    ::fchmod(fd, 0600);
+    std::lock_guard lock(mutex_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+    return Status::Ok();
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t text;
+    formatter_->format(msg, text);
+    // O_APPEND: one write per record, so lines of two processes never interleave.
+    if (fd_ >= 0) (void)!::write(fd_, text.data(), text.size());
+  }
+  void flush_() override {}
+
+ private:
+  const std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+// Standard error, shared by the log records and the progress line.
+class Terminal {
+ public:
+  static Terminal& Get() {
+    static Terminal* t = new Terminal();  // never destroyed: used until the very end
+    return *t;
+  }
+
+  void WriteRecord(std::string_view text) {
+    std::lock_guard lock(mutex_);
+    if (!progress_.empty()) Write("\r\033[K");
+    Write(text);
+    if (!progress_.empty()) Write(progress_);
+  }
+  void ShowProgress(std::string_view line) {
+    std::lock_guard lock(mutex_);
+    if (!tty_) {
+      Write(std::string(line) + "\n");
+      return;
+    }
+    progress_ = line;
+    Write("\r\033[K" + progress_);
+  }
+  // Whether standard error is a terminal, looked at again (InitLogging).
+  void Reset() {
+    std::lock_guard lock(mutex_);
+    tty_ = ::isatty(STDERR_FILENO) != 0;
+    progress_.clear();
+  }
+  void EndProgress() {
+    std::lock_guard lock(mutex_);
+    if (!progress_.empty()) Write("\n");
+    progress_.clear();
+  }
+
+ private:
+  Terminal() : tty_(::isatty(STDERR_FILENO) != 0) {}
+  static void Write(std::string_view text) {
+    while (!text.empty()) {
+      const ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      text.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+  std::mutex mutex_;
+  bool tty_;
+  std::string progress_;
+};
+
+class StderrSink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t text;
+    formatter_->format(msg, text);
+    Terminal::Get().WriteRecord(std::string_view(text.data(), text.size()));
+  }
+  void flush_() override {}
+};
+
+std::mutex log_file_mutex;
+std::shared_ptr<ReopenableFileSink> log_file;
+
 }  // namespace
 
 std::string Printable(std::string_view text) {
@@ -92,32 +191,66 @@ std::string Printable(std::string_view text) {
   return out;
 }
 
-Status InitLogging(std::string_view level, const std::optional<std::filesystem::path>& file) {
-  auto lvl = spdlog::level::from_str(std::string(level));
-  if (lvl == spdlog::level::off && level != "off") {
-    return InvalidArgument("unknown log level '" + std::string(level) +
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  char end = 0;
+  if (std::sscanf(stream, "%llu:%llu%c", &dev, &ino, &end) != 2) return false;
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+Status InitLogging(const LogOptions& options) {
+  auto lvl = spdlog::level::from_str(options.level);
+  if (lvl == spdlog::level::off && options.level != "off") {
+    return InvalidArgument("unknown log level '" + options.level +
                            "' (trace, debug, info, warn, error, off)");
   }
+  LogFormat format = options.format;
+  if (format == LogFormat::kAuto)
+    format = StderrIsJournal() ? LogFormat::kJournal : LogFormat::kText;
+  auto make_formatter = [&] {
+    return format == LogFormat::kJson ? log_internal::MakeJsonFormatter()
+                                      : log_internal::MakeTextFormatter();
+  };
+  Terminal::Get().Reset();
   std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (file) {
-    // Create it private before spdlog opens it for appending.
-    int fd = ::open(file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
-      return IoError("cannot open log file " + file->string() + ": " + std::strerror(errno));
-    ::fchmod(fd, 0600);
-    ::close(fd);
-    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file->string()));
+  if (format == LogFormat::kJournal) {
+    sinks.push_back(log_internal::MakeJournalSink(options.program));
+  } else {
+    sinks.push_back(std::make_shared<StderrSink>());
+    sinks.back()->set_formatter(make_formatter());
   }
-  for (auto& s : sinks) {
-    s->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v",
-                                                                 spdlog::pattern_time_type::utc));
+  std::shared_ptr<ReopenableFileSink> file_sink;
+  if (options.file) {
+    file_sink = std::make_shared<ReopenableFileSink>(*options.file);
+    DM_RETURN_IF_ERROR(file_sink->Reopen());
+    file_sink->set_formatter(make_formatter());
+    sinks.push_back(file_sink);
   }
-  auto logger = std::make_shared<spdlog::logger>("dmagent",
+  auto logger = std::make_shared<spdlog::logger>(options.program,
                                                  std::make_shared<PrintableSink>(std::move(sinks)));
   logger->set_level(lvl);
   spdlog::set_default_logger(logger);
+  std::lock_guard lock(log_file_mutex);
+  log_file = std::move(file_sink);
   return Status::Ok();
+}
+
+void ShowProgress(std::string_view line) { Terminal::Get().ShowProgress(line); }
+
+void EndProgress() { Terminal::Get().EndProgress(); }
+
+Status ReopenLogFile() {
+  std::shared_ptr<ReopenableFileSink> sink;
+  {
+    std::lock_guard lock(log_file_mutex);
+    sink = log_file;
+  }
+  return sink ? sink->Reopen() : Status::Ok();
 }
 
 }  // namespace dm

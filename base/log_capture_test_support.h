@@ -9,14 +9,17 @@
 #include <sstream>
 #include <string>
 
+#include "base/log_sinks.h"
+
 namespace dm::testing {
 
 class LogCapture {
  public:
   explicit LogCapture(spdlog::level::level_enum level = spdlog::level::debug)
       : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_formatter(log_internal::MakeTextFormatter());  // with the fields, as logged
+    auto logger = std::make_shared<spdlog::logger>("capture", sink);
     logger->set_level(level);
     spdlog::set_default_logger(logger);
   }

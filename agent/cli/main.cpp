@@ -39,7 +39,7 @@ using Json = nlohmann::ordered_json;
 
 struct Globals {
   std::string state_dir;
-  std::string log_level = "warn";
+  LogOptions log;
   int pin_kdf_log2 = 15;
 };
 
@@ -236,9 +236,7 @@ int Main(int argc, char** argv) {
   app.add_option("--state-dir", g.state_dir,
                  "state directory ($DMAGENT_STATE_DIR; default /var/lib/dmagent)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--log-level", g.log_level,
-                 "trace, debug, info, warn, error, off ($DMAGENT_LOG_LEVEL)")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  AddLoggingOptions(app, g.log, "DMAGENT_LOG_LEVEL");
   app.add_option("--pin-kdf-cost", g.pin_kdf_log2,
                  "log2 of the scrypt cost for new PINs (default 15; tests use 10)")
       ->group("");
@@ -463,10 +461,13 @@ int Main(int argc, char** argv) {
     DM_ASSIGN_OR_RETURN(std::unique_ptr<Device> d, OpenDevice(g));
     return require_enrolled(*d);
   };
+  // SIGHUP: the command line, environment and configuration file parsed again (below).
+  std::function<Result<DaemonOptions>()> reload_config;
   run->callback([&] {
+    if (standalone) return;  // parsed again for a reload: the daemon is running already
     standalone = [&]() -> Status {
       DM_RETURN_IF_ERROR(check_enrolled());
-      Status s = RunDaemon([&] { return OpenDevice(g); }, daemon);
+      Status s = RunDaemon([&] { return OpenDevice(g); }, daemon, reload_config);
       if (!s.ok()) (void)check_enrolled();  // sets not_enrolled if the server unenrolled us
       return s;
     };
@@ -528,13 +529,11 @@ int Main(int argc, char** argv) {
       sim.credentials = std::move(*parsed);
       sim.interval = std::chrono::milliseconds(std::llround(sim_interval * 1000));
       sim.duration = std::chrono::milliseconds(std::llround(sim_duration * 1000));
-      const bool tty = ::isatty(STDERR_FILENO) != 0;
-      sim.on_progress = [tty](const std::string& line) {
-        // A live line on a terminal; one line per update in a log.
-        std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
-      };
-      DM_ASSIGN_OR_RETURN(SimulationReport r, RunSimulation(sim));
-      if (tty) std::cerr << "\n";
+      // A live line on a terminal that log records do not break; a line per update elsewhere.
+      sim.on_progress = [](const std::string& line) { ShowProgress(line); };
+      auto report = RunSimulation(sim);
+      EndProgress();
+      DM_ASSIGN_OR_RETURN(SimulationReport r, std::move(report));
       if (sim_json) {
         std::cout << SimulationJson(r).dump(2) << "\n";
       } else {
@@ -730,7 +729,34 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return ExitForParseError(app, e, "dmagent");
   }
-  if (Status s = InitLogging(g.log_level); !s.ok()) return Fail(s);
+  if (Status s = InitLogging(g.log); !s.ok()) return Fail(s);
+  reload_config = [&]() -> Result<DaemonOptions> {
+    // Every bound value back to its default first, so a line deleted from the file takes
+    // effect; the state directory stays what the daemon started with.
+    const Globals running = g;
+    const DaemonOptions running_daemon = daemon;
+    g = Globals{};
+    daemon = DaemonOptions{};
+    Status parsed = Status::Ok();
+    try {
+      app.clear();
+      ParseWithEnvironment(app, argc, argv, kEnvironment);
+    } catch (const CLI::ParseError& e) {
+      parsed = InvalidArgument(e.what());
+    }
+    if (parsed.ok() && g.state_dir != running.state_dir) {
+      spdlog::warn("state-dir changes take effect at the next start; keeping {}",
+                   running.state_dir.empty() ? "the default" : running.state_dir);
+      g.state_dir = running.state_dir;
+    }
+    if (parsed.ok()) parsed = InitLogging(g.log);
+    if (!parsed.ok()) {
+      g = running;
+      daemon = running_daemon;
+      return parsed;
+    }
+    return daemon;
+  };
   auto exit_status = [&](const Status& s) -> int {
     if (s.ok()) return kExitOk;
     const int code = Fail(s);

@@ -19,21 +19,27 @@
 namespace dm::agent {
 namespace {
 
-// Sleeps up to `d`; true when SIGTERM/SIGINT arrived. The signals are blocked for the whole
+enum class Wake { kTimeout, kStop, kReload };
+
+// Sleeps until `deadline`, a stop signal or SIGHUP. The signals are blocked for the whole
 // daemon (and its session children) and collected here, so a signal during a session is only
 // seen between sessions and a session is never cut in half.
-bool WaitForSignal(const sigset_t& set, std::chrono::milliseconds d) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(d.count() / 1000);
-  ts.tv_nsec = static_cast<long>((d.count() % 1000) * 1'000'000);
+Wake WaitForSignal(const sigset_t& set, std::chrono::steady_clock::time_point deadline) {
   for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Wake::kTimeout;
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(left.count() / 1000);
+    ts.tv_nsec = static_cast<long>((left.count() % 1000) * 1'000'000);
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
       spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      return true;
+      return Wake::kStop;
     }
+    if (sig == SIGHUP) return Wake::kReload;
     if (sig < 0 && errno == EINTR) continue;
-    return false;  // timed out
+    if (sig < 0) return Wake::kTimeout;
   }
 }
 
@@ -140,11 +146,13 @@ Result<std::chrono::milliseconds> RunDaemonPass(Device& device, const DaemonOpti
   return wait;
 }
 
-Status RunDaemon(const DeviceOpener& open_device, const DaemonOptions& options) {
+Status RunDaemon(const DeviceOpener& open_device, DaemonOptions options,
+                 const ConfigReloader& reload) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   spdlog::info("dmagent daemon started");
@@ -188,7 +196,24 @@ Status RunDaemon(const DeviceOpener& open_device, const DaemonOptions& options) 
       wait = std::chrono::milliseconds(report.wait_ms);
     }
     if (options.max_sessions > 0 && attempts >= options.max_sessions) break;
-    if (WaitForSignal(set, wait)) break;
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    Wake wake;
+    while ((wake = WaitForSignal(set, deadline)) == Wake::kReload) {
+      if (!reload) continue;
+      auto reloaded = reload();
+      if (!reloaded.ok()) {
+        spdlog::error("configuration not reloaded, keeping the running one: {}",
+                      reloaded.error().ToString());
+        continue;
+      }
+      options = *reloaded;
+      spdlog::info("configuration reloaded (poll-seconds {})", options.poll_override_seconds);
+      if (options.poll_override_seconds > 0) {
+        deadline = std::min(deadline, std::chrono::steady_clock::now() +
+                                          std::chrono::seconds(options.poll_override_seconds));
+      }
+    }
+    if (wake == Wake::kStop) break;
   }
   return Status::Ok();
 }

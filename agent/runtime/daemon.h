@@ -38,8 +38,12 @@ Result<std::chrono::milliseconds> RunDaemonPass(Device& device, const DaemonOpti
                                                 DaemonCounters& counters);
 
 // The daemon loop; each pass runs in a child process with a device from `open_device`.
-// Returns OK after a signal or max_sessions.
+// Returns OK after SIGTERM, SIGINT or max_sessions. On SIGHUP, `reload` (when given) reads the
+// configuration again: its options apply from then on, a shorter poll interval to the wait
+// under way too; an error is logged and the running options stay.
 using DeviceOpener = std::function<Result<std::unique_ptr<Device>>()>;
-Status RunDaemon(const DeviceOpener& open_device, const DaemonOptions& options);
+using ConfigReloader = std::function<Result<DaemonOptions>()>;
+Status RunDaemon(const DeviceOpener& open_device, DaemonOptions options,
+                 const ConfigReloader& reload = {});
 
 }  // namespace dm::agent

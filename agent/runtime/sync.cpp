@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 
 #include "agent/runtime/enrollment.h"
 #include "agent/runtime/outbox.h"
@@ -13,6 +14,8 @@
 #include "agent/session/session.h"
 #include "agent/transport/https_client.h"
 #include "agent/transport/omadm_headers.h"
+#include "base/log_fields.h"
+#include "csp/device_facts.h"
 #include "csp/dmagent_csp.h"
 #include "csp/reboot.h"
 
@@ -68,6 +71,11 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
     return FailedPrecondition("the device is not enrolled: run `dmagent enroll` first");
   }
   DM_RETURN_IF_ERROR(QueueReportIfChanged(device));
+  // Every record of the session names the device, the server and (once known) the session.
+  DM_ASSIGN_OR_RETURN(std::string dev_id, csp::DeviceId(device.db()));
+  LogField device_field("device_id", dev_id);
+  LogField server_field("server", enrollment.management_url);
+  std::optional<LogField> session_field;
 
   Outbox outbox(device.db(), device.clock());
   DM_ASSIGN_OR_RETURN(std::vector<OutboxEntry> pending, outbox.Pending());
@@ -126,6 +134,7 @@ Result<SyncResult> RunSession(Device& device, const SyncOptions& options) {
   auto exchange = [&]() -> Status {
     DM_ASSIGN_OR_RETURN(std::string message, session.Start(start));
     result.session_id = session.session_id();
+    session_field.emplace("session_id", result.session_id);
     const auto started = std::chrono::steady_clock::now();
     for (;;) {
       std::string target = session.resp_uri().value_or("");

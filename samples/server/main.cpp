@@ -137,7 +137,8 @@ dm::Status WritePortFile(const std::string& path, uint16_t port) {
 
 int Serve(ServerOptions options, const std::string& port_file, const std::string& admin_port_file) {
   // Block the stop signals before the server's threads start, so only sigwait sees them.
-  // SIGHUP reloads the TLS certificate (a renewed one from the operator) and keeps serving.
+  // SIGHUP reopens the log file and reloads the TLS certificate (a renewed one from the
+  // operator), and serving goes on.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
@@ -161,12 +162,17 @@ int Serve(ServerOptions options, const std::string& port_file, const std::string
             << std::endl;
   int sig = 0;
   while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+    // The log file first (logrotate's postrotate sends SIGHUP), then the TLS material.
+    if (dm::Status s = dm::ReopenLogFile(); !s.ok()) {
+      std::cerr << "dmserver: cannot reopen the log file: " << s.ToString() << std::endl;
+    }
     if (dm::Status s = (*server)->ReloadTls(); !s.ok()) {
       std::cerr << "dmserver: TLS reload failed, keeping the current certificate: " << s.ToString()
                 << std::endl;
     }
   }
   std::cout << "dmserver stopping (signal " << sig << ")" << std::endl;
+  (*server)->Drain(options.stop_grace);
   (*server)->Stop();
   return 0;
 }
@@ -181,14 +187,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   ServerOptions options;
   std::string state_dir;
-  std::string log_level = "info";
+  dm::LogOptions log;
+  log.program = "dmserver";
+  log.level = "info";
   bool test_kdf = false;
   // Flags, then the environment, then the configuration file, then these defaults.
   app.add_option("--state-dir", state_dir, "state directory ($DMSERVER_STATE_DIR)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn, error, off ($DMSERVER_LOG_LEVEL)")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  dm::AddLoggingOptions(app, log, "DMSERVER_LOG_LEVEL");
   app.add_flag("--test-kdf", test_kdf,
                "cheap scrypt for password verifiers (tests and demos only)");
 
@@ -216,6 +222,11 @@ int main(int argc, char** argv) {
                     "dmserver's CA");
   serve->add_option("--tls-key", options.tls_key_file, "the key of --tls-cert (PEM)");
   serve->add_option("--threads", options.threads, "server threads");
+  serve
+      ->add_option("--stop-grace", options.stop_grace,
+                   "seconds SIGTERM waits for OMA-DM sessions under way (new ones get 503)")
+      ->type_name("SECONDS")
+      ->default_str(std::to_string(options.stop_grace.count()));
   std::string admin_port_file;
   bool no_admin_api = false;
   serve->add_option("--admin-address", options.admin_listen_address,
@@ -385,7 +396,7 @@ int main(int argc, char** argv) {
     return dm::ExitForParseError(app, e, "dmserver");
   }
 
-  if (dm::Status s = dm::InitLogging(log_level); !s.ok()) return Fail(s);
+  if (dm::Status s = dm::InitLogging(log); !s.ok()) return Fail(s);
   if (state_dir.empty()) {
     return Fail(
         dm::InvalidArgument("say where the state lives: --state-dir or "

@@ -14,8 +14,10 @@
 #include "agent/syncml/codec.h"
 #include "base/crypto.h"
 #include "base/log.h"
+#include "base/log_fields.h"
 #include "samples/server/command_xml.h"
 #include "samples/server/queue.h"
+#include "samples/server/session_log.h"
 #include "samples/server/targeting.h"
 
 namespace dm::server {
@@ -249,6 +251,9 @@ class Session {
         user_tokens_(user_tokens) {}
 
   Result<syncml::Message> Run();
+  // The reply carries no command: the device has nothing to answer, the session is over.
+  bool ended() const { return ended_; }
+  const std::string& user() const { return device_.signed_in_upn; }
 
  private:
   Status ProcessAlert(const syncml::Command& c);
@@ -270,6 +275,8 @@ class Session {
   std::string user_token_;  // the AADUserToken item's Data
   bool aborted_ = false;
   std::vector<std::pair<std::string, int>> statuses_;  // cmd_ref, code (document order)
+  SessionTally tally_;
+  bool ended_ = false;
 };
 
 // The user whose token the session carries, or "" (logged) when it proves nobody of the
@@ -358,6 +365,7 @@ Status Session::AckCommand(const std::string& uuid, int code,
   }
   const std::string state = st.Text(1);
   if (state == "acked") return Status::Ok();  // a repeated Status changes nothing
+  ++(IsSuccess(code) ? tally_.acknowledged : tally_.failed);
   const std::string verb = st.Text(0);
   DM_RETURN_IF_ERROR(
       db_.Run("UPDATE commands SET state = 'acked', status_code = ?, acked_at = ? WHERE uuid = ?",
@@ -580,7 +588,10 @@ Result<syncml::Message> Session::Run() {
   for (const syncml::Command& c : out.commands) used += syncml::EncodedSize(c);
   size_t budget = limit > used ? static_cast<size_t>(limit - used) : 0;
   DM_ASSIGN_OR_RETURN(std::vector<syncml::Command> pending, PendingCommands(budget));
+  tally_.sent = static_cast<int64_t>(pending.size());
+  ended_ = pending.empty();
   for (syncml::Command& c : pending) out.commands.push_back(std::move(c));
+  DM_RETURN_IF_ERROR(AddToSession(db_, device_.dev_id, new_session, store_.NowMs(), tally_));
   out.final = true;
   DM_RETURN_IF_ERROR(tx.Commit());
   return out;
@@ -603,6 +614,18 @@ ManagementReply ManagementService::Handle(std::string_view cert_dev_id,
                  header.source.loc_uri);
     return HeaderOnlyReply(403, header, 403);
   }
+  // Every record of the message names the device and the session, as the agent's do.
+  LogField device_field("device_id", cert_dev_id);
+  LogField session_field("session_id", header.session_id);
+  if (header.msg_id == "1") {
+    std::lock_guard drain_lock(sessions_mu_);
+    if (draining_) {
+      spdlog::info("new session refused: the server is stopping");
+      ManagementReply reply = HeaderOnlyReply(503, header, 503);
+      reply.retry_after_seconds = kDrainRetryAfterSeconds;
+      return reply;
+    }
+  }
   auto lock = store_.Lock();
   auto device = store_.FindDevice(cert_dev_id);
   if (!device.ok()) {
@@ -618,9 +641,40 @@ ManagementReply ManagementService::Handle(std::string_view cert_dev_id,
   auto out = session.Run();
   if (!out.ok()) {
     spdlog::error("device {}: session failed: {}", cert_dev_id, out.error().ToString());
+    (void)LogSessionEnd(store_.db(), cert_dev_id, session.user(), store_.NowMs(), 500);
+    NoteReply(cert_dev_id, false);
     return HeaderOnlyReply(500, header, 500);
   }
+  NoteReply(cert_dev_id, !session.ended());
+  if (session.ended()) {
+    if (Status s = LogSessionEnd(store_.db(), cert_dev_id, session.user(), store_.NowMs(), 200);
+        !s.ok()) {
+      spdlog::error("cannot log the session: {}", s.ToString());
+    }
+  }
   return {200, syncml::Encode(*out)};
+}
+
+void ManagementService::NoteReply(std::string_view dev_id, bool session_open) {
+  std::lock_guard lock(sessions_mu_);
+  if (session_open) {
+    open_sessions_.insert_or_assign(std::string(dev_id), store_.NowMs());
+  } else if (auto it = open_sessions_.find(dev_id); it != open_sessions_.end()) {
+    open_sessions_.erase(it);
+  }
+}
+
+void ManagementService::BeginDrain() {
+  std::lock_guard lock(sessions_mu_);
+  draining_ = true;
+}
+
+size_t ManagementService::OpenSessions(std::chrono::milliseconds idle) const {
+  const int64_t now = store_.NowMs();
+  std::lock_guard lock(sessions_mu_);
+  return static_cast<size_t>(
+      std::count_if(open_sessions_.begin(), open_sessions_.end(),
+                    [&](const auto& s) { return now - s.second <= idle.count(); }));
 }
 
 }  // namespace dm::server

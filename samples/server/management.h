@@ -15,7 +15,10 @@
 //    Get of ./Vendor/MSFT/DMAgent/Report.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,8 +41,12 @@ inline constexpr int kMaxReportTypesPerDevice = 16;
 
 struct ManagementReply {
   int http_status = 200;
-  std::string body;  // SyncML (also for 400/403: a SyncHdr Status says why)
+  std::string body;             // SyncML (also for 400/403: a SyncHdr Status says why)
+  int retry_after_seconds = 0;  // 503 while draining: when to come back
 };
+
+// How long a device refused while dmserver drains is told to wait (Retry-After).
+inline constexpr int kDrainRetryAfterSeconds = 60;
 
 class ManagementService {
  public:
@@ -57,8 +64,19 @@ class ManagementService {
   ManagementReply Handle(std::string_view cert_dev_id, std::string_view cert_serial,
                          std::string_view body);
 
+  // Stopping: a new session (MsgID 1) gets 503 with Retry-After, sessions under way go on.
+  void BeginDrain();
+  // Sessions this process is in the middle of (its last reply carried commands), leaving out
+  // those whose device has been silent for longer than `idle` (by the store's clock).
+  size_t OpenSessions(std::chrono::milliseconds idle) const;
+
  private:
+  void NoteReply(std::string_view dev_id, bool session_open);
+
   Store& store_;
+  mutable std::mutex sessions_mu_;
+  bool draining_ = false;                                      // guarded by sessions_mu_
+  std::map<std::string, int64_t, std::less<>> open_sessions_;  // dev_id -> last reply (ms)
   std::optional<AgentServices> services_;
   const UserTokenSigner* user_tokens_ = nullptr;
 };

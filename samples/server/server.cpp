@@ -11,6 +11,7 @@
 #include <cctype>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "base/log.h"
 #include "base/pki.h"
@@ -483,6 +484,9 @@ HttpResponse DmServer::Impl::Route(const HttpRequest& request, const transport::
     HttpResponse r;
     r.status = reply.http_status;
     r.headers = {{"Content-Type", kSyncMLContentType}};
+    if (reply.retry_after_seconds > 0) {
+      r.headers.emplace_back("Retry-After", std::to_string(reply.retry_after_seconds));
+    }
     r.body = std::move(reply.body);
     return r;
   }
@@ -661,6 +665,23 @@ Status DmServer::ReloadTls() {
   }
   spdlog::info("TLS certificate reloaded{}", tls.issued_now ? " (newly issued)" : "");
   return Status::Ok();
+}
+
+size_t DmServer::Drain(std::chrono::milliseconds grace) {
+  if (!impl_ || !impl_->management) return 0;
+  ManagementService& management = *impl_->management;
+  management.BeginDrain();
+  // A device silent this long has given up on its session; it does not hold the stop.
+  constexpr std::chrono::minutes kIdle{2};
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  size_t open = management.OpenSessions(kIdle);
+  if (open > 0) spdlog::info("stopping: waiting for {} OMA-DM session(s) to end", open);
+  while (open > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    open = management.OpenSessions(kIdle);
+  }
+  if (open > 0) spdlog::warn("stopping with {} OMA-DM session(s) still open", open);
+  return open;
 }
 
 void DmServer::Stop() {

@@ -78,6 +78,8 @@ struct ServerOptions {
   // The operator's TLS certificate (chain PEM, leaf first) and key, instead of one from
   // dmserver's CA; both or neither. Re-read on SIGHUP (DmServer::ReloadTls).
   std::filesystem::path tls_cert_file, tls_key_file;
+  // SIGTERM lets OMA-DM sessions under way finish for this long (DmServer::Drain).
+  std::chrono::seconds stop_grace{30};
   // Windows looks for enterpriseenrollment.<domain> from a user's UPN: that host is in the
   // certificate and serves the enrollment endpoints. Empty: no such host.
   std::string enrollment_domain;
@@ -140,6 +142,11 @@ class DmServer {
   // and re-issued if it no longer fits), presented from the next handshake on, on both
   // listeners. On any error the current certificate stays.
   Status ReloadTls();
+
+  // SIGTERM, before Stop: refuses new OMA-DM sessions (503, Retry-After) and waits up to
+  // `grace` for the sessions under way to end. Returns how many were still open (cut short:
+  // their unanswered commands are sent again at the device's next session).
+  size_t Drain(std::chrono::milliseconds grace);
 
   void Stop();
 

@@ -12,8 +12,10 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/enroll/mde2_client.h"
@@ -22,6 +24,7 @@
 #include "agent/transport/https_client.h"
 #include "base/crypto.h"
 #include "base/jws.h"
+#include "base/log_capture_test_support.h"
 #include "base/pki.h"
 #include "container/container.h"
 #include "samples/server/admin.h"
@@ -764,6 +767,68 @@ TEST_F(DeliveryTest, StatusesBecomePerSettingStatus) {
   std::string table = FormatReportTable(Report());
   EXPECT_NE(table.find("CANRESET"), std::string::npos);
   EXPECT_NE(table.find("405 405 command not allowed"), std::string::npos);
+}
+
+// The operator's view of a session: one line when it ends, with device, session, user,
+// duration and what the commands did, however many messages it took.
+TEST_F(DeliveryTest, EachSessionIsLoggedOnceWhenItEnds) {
+  Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}},
+                   {{"uri", kWebSignInUri}, {"value", "idp.fabrikam.test"}}});
+  TestDevice d = Enroll("DEV-1");
+  ::dm::testing::LogCapture log(spdlog::level::info);
+  Exchange ex = Send(d, Pkg1(d, "none"));
+  EXPECT_EQ(log.Count("OMA-DM session ended"), 0u) << "the session is not over yet";
+  clock_.Advance(std::chrono::milliseconds(1250));
+  Exchange end = Send(d, Answer(d, ex.reply, [](const Command& c) {
+                        return TargetOf(c) == kWebSignInUri ? 405 : 200;
+                      }));
+  // Two settings and the six DMAgent service settings of a first session; one refused.
+  ASSERT_TRUE(Ops(end.reply).empty());
+  EXPECT_EQ(log.Count("OMA-DM session ended"), 1u) << log.text();
+  EXPECT_EQ(log.Count("OMA-DM session ended: user (none), 1250 ms, 2 message(s), 8 command(s) "
+                      "sent, 1 failed, 7 acknowledged, HTTP 200 device_id=DEV-1 session_id="),
+            1u)
+      << log.text();
+  // The next session starts its own tally.
+  Send(d, Pkg1(d, "none"));
+  EXPECT_EQ(log.Count("1 message(s), 0 command(s) sent, 0 failed, 0 acknowledged, HTTP 200"), 1u)
+      << log.text();
+}
+
+// SIGTERM: a session under way is served to its end; a new one is told to come back later.
+TEST_F(DeliveryTest, DrainFinishesSessionsUnderWayAndRefusesNewOnes) {
+  Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}}});
+  TestDevice busy = Enroll("DEV-1");  // the fixture's group holds DEV-1
+  TestDevice late = Enroll("DEV-2");
+  Exchange ex = Send(busy, Pkg1(busy, "none"));
+  ASSERT_FALSE(Ops(ex.reply).empty());
+  size_t cut_short = 99;
+  std::thread drain([&] { cut_short = server_->Drain(std::chrono::seconds(20)); });
+  // Refused until BeginDrain has run; the drain thread starts at once.
+  std::optional<transport::HttpResponse> refused;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    auto r = late.client->PostOnce("", syncml::Encode(Pkg1(late, "none")));
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    if (r->status == 503) refused = *r;
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(refused) << "a new session was still served while draining";
+  EXPECT_EQ(refused->Header("Retry-After").value_or(""), std::to_string(kDrainRetryAfterSeconds));
+  // The busy device's session goes on to its end.
+  Exchange end = Send(busy, Answer(busy, ex.reply, [](const Command&) { return 200; }));
+  EXPECT_EQ(end.http, 200);
+  EXPECT_TRUE(Ops(end.reply).empty());
+  drain.join();
+  EXPECT_EQ(cut_short, 0u);
+  EXPECT_EQ(Row("DEV-1", "", Expanded(kHelloUri)).at("status"), "Succeeded");
+}
+
+// A device that never answers holds the stop only for the grace period.
+TEST_F(DeliveryTest, DrainGivesUpOnASilentSessionAfterTheGrace) {
+  Assign("Hello", {{{"uri", kHelloUri}, {"value", "true"}, {"format", "bool"}}});
+  TestDevice d = Enroll("DEV-1");
+  ASSERT_FALSE(Ops(Send(d, Pkg1(d, "none")).reply).empty());
+  EXPECT_EQ(server_->Drain(std::chrono::milliseconds(100)), 1u);
 }
 
 // Red-team finding: device-supplied strings reached the admin's terminal raw.

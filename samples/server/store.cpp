@@ -242,6 +242,14 @@ CREATE TABLE revoked_certs (
   revoked_at INTEGER NOT NULL
 );
 )sql"},
+    {8, "dmserver: the tally of each device's current OMA-DM session (session_log.h)",
+     R"sql(
+ALTER TABLE devices ADD COLUMN session_started_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN session_messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN session_sent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN session_acked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN session_failed INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 bool IsGuid(std::string_view s) {

@@ -141,6 +141,11 @@ class Store {
   const Clock& clock() const { return *options_.clock; }
   crypto::Random& random() { return *options_.random; }
   int64_t Now() const { return ToUnixSeconds(options_.clock->Now()); }
+  int64_t NowMs() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               options_.clock->Now().time_since_epoch())
+        .count();
+  }
 
   // ---- tenants ----
   // `id` empty: a new random GUID.

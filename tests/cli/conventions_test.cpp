@@ -98,7 +98,11 @@ TEST_F(CliConventionsTest, HelpShowsDefaults) {
   EXPECT_EQ(r.exit_code, kExitOk);
   EXPECT_NE(r.out.find("--max-sessions INT=0"), std::string::npos) << r.out;
   r = RunProcess(DMAGENT_BIN, {"--help"});
-  EXPECT_NE(r.out.find("--log-level TEXT=warn"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--log-level TEXT:{trace,debug,info,warn,error,off}=warn"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("--log-format TEXT:{auto,text,json,journal}=auto"), std::string::npos)
+      << r.out;
   // A service listens where its operator expects it, not on a random port.
   r = RunProcess(DMSERVER_BIN, {"serve", "--help"});
   EXPECT_NE(r.out.find("--port UINT=8443"), std::string::npos) << r.out;

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
 
 #include "agent/runtime/device.h"
 #include "agent/runtime/enrollment.h"
@@ -785,6 +787,61 @@ TEST_F(AgentServerTest, UserTokensAreSealedAndForgottenAtSignOut) {
   EXPECT_EQ(*after, "");
 }
 
+// A `dmagent ... run` child process with its stderr in a file. It never outlives the test:
+// ctest would wait on it.
+class DaemonProcess {
+ public:
+  DaemonProcess(fs::path log, std::vector<std::string> args) : log_(std::move(log)) {
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(DMAGENT_BIN));
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 2);
+      execv(DMAGENT_BIN, argv.data());
+      _exit(127);
+    }
+  }
+  ~DaemonProcess() {
+    if (pid_ > 0 && !exited_) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
+  }
+  bool started() const { return pid_ > 0; }
+  bool Signal(int sig) const { return kill(pid_, sig) == 0; }
+
+  std::string Log() const {
+    std::ifstream in(log_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // Waits (at most 20 s) until `needle` appears `times` times in the log.
+  bool WaitFor(const std::string& needle, size_t times = 1) const {
+    for (int i = 0; i < 200; ++i, usleep(100'000)) {
+      const std::string text = Log();
+      size_t n = 0;
+      for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
+      if (n >= times) return true;
+    }
+    return false;
+  }
+  // The exit status, or nullopt while it still runs after 10 s.
+  std::optional<int> WaitExit() {
+    int status = 0;
+    for (int i = 0; i < 100 && !exited_; ++i) {
+      exited_ = waitpid(pid_, &status, WNOHANG) == pid_;
+      if (!exited_) usleep(100'000);
+    }
+    if (!exited_ || !WIFEXITED(status)) return std::nullopt;
+    return WEXITSTATUS(status);
+  }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
 // `dmagent run`: polls, and stops cleanly between sessions on SIGTERM.
 TEST_F(AgentServerTest, DaemonPollsAndStopsOnSigterm) {
   {
@@ -792,31 +849,46 @@ TEST_F(AgentServerTest, DaemonPollsAndStopsOnSigterm) {
     (void)d;
     devices_.clear();  // the daemon process owns the state from here
   }
-  const fs::path log = dir_ / "daemon.log";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    execl(DMAGENT_BIN, DMAGENT_BIN, "--state-dir", (dir_ / "laptop").c_str(), "--log-level", "info",
-          "run", "--poll-seconds", "1", static_cast<char*>(nullptr));
-    _exit(127);
+  DaemonProcess daemon(dir_ / "daemon.log", {"--state-dir", (dir_ / "laptop").string(),
+                                             "--log-level", "info", "run", "--poll-seconds", "1"});
+  ASSERT_TRUE(daemon.started());
+  // NewDevice ran session 1; the daemon runs two more one second apart.
+  ASSERT_TRUE(daemon.WaitFor(" done: ", 2)) << daemon.Log();
+  ASSERT_TRUE(daemon.Signal(SIGTERM));
+  EXPECT_EQ(daemon.WaitExit(), 0) << daemon.Log();
+  EXPECT_NE(daemon.Log().find("received SIGTERM"), std::string::npos) << daemon.Log();
+}
+
+// `systemctl reload dmagent`: SIGHUP reads the configuration file again. A broken file keeps
+// the running configuration; a shorter poll interval cuts the wait under way.
+TEST_F(AgentServerTest, DaemonReloadsItsConfigurationOnSighup) {
+  {
+    agent::Device& d = NewDevice("laptop");
+    (void)d;
+    devices_.clear();
   }
-  ASSERT_GT(pid, 0);
-  auto log_text = [&] {
-    std::ifstream in(log);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+  const fs::path config = dir_ / "dmagent.conf";
+  auto write_config = [&](const std::string& text) {
+    std::ofstream(config, std::ios::trunc) << text;
   };
-  // Two sessions one second apart (bounded wait: 20 s).
-  for (int i = 0; i < 200 && log_text().find("session 2 done") == std::string::npos; ++i) {
-    usleep(100'000);
-  }
-  ASSERT_NE(log_text().find("session 2 done"), std::string::npos) << log_text();
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
-  int status = 0;
-  for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; ++i) usleep(100'000);
-  ASSERT_TRUE(WIFEXITED(status)) << "still running 10 s after SIGTERM";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << log_text();
-  EXPECT_NE(log_text().find("received SIGTERM"), std::string::npos) << log_text();
+  write_config("log-level = \"info\"\n[run]\npoll-seconds = 3600\n");
+  DaemonProcess daemon(dir_ / "daemon.log", {"--config", config.string(), "--state-dir",
+                                             (dir_ / "laptop").string(), "run"});
+  ASSERT_TRUE(daemon.started());
+  ASSERT_TRUE(daemon.WaitFor(" done: ")) << daemon.Log();
+
+  write_config("log-level = \"info\"\n[run]\npoll-seconds = \"soon\"\n");
+  ASSERT_TRUE(daemon.Signal(SIGHUP));
+  ASSERT_TRUE(daemon.WaitFor("configuration not reloaded")) << daemon.Log();
+
+  write_config("log-level = \"info\"\n[run]\npoll-seconds = 1\n");
+  ASSERT_TRUE(daemon.Signal(SIGHUP));
+  ASSERT_TRUE(daemon.WaitFor("configuration reloaded (poll-seconds 1)")) << daemon.Log();
+  // Not an hour later: the new interval applies to the wait under way.
+  EXPECT_TRUE(daemon.WaitFor(" done: ", 2)) << daemon.Log();
+
+  ASSERT_TRUE(daemon.Signal(SIGTERM));
+  EXPECT_EQ(daemon.WaitExit(), 0) << daemon.Log();
 }
 
 }  // namespace
