@@ -369,47 +369,62 @@ size_t Session::AddStatus(const Command& c, int code, MessageState& m,
   return m.answers.size() - 1;
 }
 
-void Session::NotExecuted(const Command& c, int code, MessageState& m) {
-  const size_t a = AddStatus(c, code, m);
-  outcomes_.push_back({c.cmd_id, NameOf(c), "", code, "not executed"});
+Session::Refusal Session::OwnRefusal(const Command& c, MessageState& m, bool in_atomic) {
+  if (!c.cmd_id.empty() && !m.seen_ids.insert(c.cmd_id).second) {
+    return {st::kBadRequest, "duplicate CmdID in one message"};
+  }
+  if (!c.error.empty()) return {st::kBadRequest, c.error};
+  if (c.type == CommandType::kUnsupported) {
+    // Copy, Map, Put, Search, Sync are SyncML commands MS-MDM does not support: 406 "optional
+    // feature not supported". An element that is no command at all is 400 (reference 1.4).
+    return {st::kOptionalFeatureNotSupported, "command not supported"};
+  }
+  if (c.type == CommandType::kStatus || c.type == CommandType::kResults ||
+      c.type == CommandType::kUnknown) {
+    return {st::kBadRequest, "not allowed here"};  // Status/Results inside Atomic or Sequence
+  }
+  if (in_atomic && c.type == CommandType::kGet) return {st::kCommandFailed, "Get inside Atomic"};
+  if (in_atomic && c.type == CommandType::kAtomic) {
+    // Nested Atomic: the inner one is 500, the outer one fails with 507 (Windows behaviour).
+    return {st::kCommandFailed, "nested Atomic is not supported"};
+  }
+  return {0, ""};
+}
+
+void Session::NotExecuted(const Command& c, int code, MessageState& m, bool in_atomic) {
+  // A command refused for a reason of its own keeps that code even when it was never run
+  // (a Get after a failed sibling in an Atomic is 500, not 216).
+  Refusal own = OwnRefusal(c, m, in_atomic);
+  const int answered = own.code != 0 ? own.code : code;
+  const size_t a = AddStatus(c, answered, m);
+  outcomes_.push_back(
+      {c.cmd_id, NameOf(c), "", answered, own.code != 0 ? own.reason : "not executed"});
   m.answers[a].outcomes.push_back(outcomes_.size() - 1);
-  for (const Command& child : c.children) NotExecuted(child, code, m);
+  const bool children_in_atomic = in_atomic || c.type == CommandType::kAtomic;
+  for (const Command& child : c.children) NotExecuted(child, code, m, children_in_atomic);
 }
 
 int Session::Execute(const Command& c, MessageState& m, AtomicFrame* atomic) {
-  int code = 0;
-  std::string reason;
-  if (!c.cmd_id.empty() && !m.seen_ids.insert(c.cmd_id).second) {
-    code = st::kBadRequest;
-    reason = "duplicate CmdID in one message";
-  } else if (!c.error.empty()) {
-    code = st::kBadRequest;
-    reason = c.error;
-  } else if (c.type == CommandType::kUnsupported) {
-    // Copy, Map, Put, Search, Sync are SyncML commands MS-MDM does not support: 406 "optional
-    // feature not supported". An element that is no command at all is 400 (reference 1.4).
-    code = st::kOptionalFeatureNotSupported;
-    reason = "command not supported";
-  } else if (c.type == CommandType::kStatus || c.type == CommandType::kResults ||
-             c.type == CommandType::kUnknown) {
-    code = st::kBadRequest;  // Status/Results inside Atomic or Sequence are not allowed
-    reason = "not allowed here";
-  }
-  if (code != 0) {
-    const size_t a = AddStatus(c, code, m);
-    outcomes_.push_back({c.cmd_id, NameOf(c), "", code, reason});
+  const bool in_atomic = atomic != nullptr;
+  if (Refusal own = OwnRefusal(c, m, in_atomic); own.code != 0) {
+    const size_t a = AddStatus(c, own.code, m);
+    outcomes_.push_back({c.cmd_id, NameOf(c), "", own.code, own.reason});
     m.answers[a].outcomes.push_back(outcomes_.size() - 1);
-    spdlog::warn("server {} {}: {} ({})", NameOf(c), c.cmd_id.substr(0, 40), code, reason);
+    spdlog::warn("server {} {}: {} ({})", NameOf(c), c.cmd_id.substr(0, 40), own.code, own.reason);
     for (const Command& child : c.children) {
-      NotExecuted(child, atomic != nullptr ? st::kAtomicRolledBack : st::kNotExecuted, m);
+      NotExecuted(
+          child,
+          in_atomic || c.type == CommandType::kAtomic ? st::kAtomicRolledBack : st::kNotExecuted, m,
+          in_atomic || c.type == CommandType::kAtomic);
     }
-    if (atomic != nullptr) atomic->failed = true;
-    return code;
+    if (in_atomic) atomic->failed = true;
+    return own.code;
   }
 
+  int code = 0;
   switch (c.type) {
     case CommandType::kAtomic:
-      code = ExecuteAtomic(c, m, atomic);
+      code = ExecuteAtomic(c, m);  // never nested: OwnRefusal refused that
       break;
     case CommandType::kSequence:
       code = ExecuteSequence(c, m, atomic);
@@ -425,22 +440,16 @@ int Session::Execute(const Command& c, MessageState& m, AtomicFrame* atomic) {
   return code;
 }
 
-int Session::ExecuteAtomic(const Command& c, MessageState& m, AtomicFrame* outer) {
+int Session::ExecuteAtomic(const Command& c, MessageState& m) {
   const size_t self = AddStatus(c, st::kOk, m);
   outcomes_.push_back({c.cmd_id, "Atomic", "", st::kOk, ""});
   const size_t self_outcome = outcomes_.size() - 1;
   m.answers[self].outcomes.push_back(self_outcome);
 
-  if (outer != nullptr) {
-    // Nested Atomic: the inner one is 500, the outer one fails with 507 (Windows behaviour).
-    m.SetCode(self, st::kCommandFailed, outcomes_, "nested Atomic is not supported");
-    for (const Command& child : c.children) NotExecuted(child, st::kAtomicRolledBack, m);
-    return st::kCommandFailed;
-  }
   Result<storage::Transaction> tx = db_.Begin();
   if (!tx.ok()) {
     m.SetCode(self, st::kCommandFailed, outcomes_, "cannot open a savepoint");
-    for (const Command& child : c.children) NotExecuted(child, st::kAtomicRolledBack, m);
+    for (const Command& child : c.children) NotExecuted(child, st::kAtomicRolledBack, m, true);
     return st::kCommandFailed;
   }
 
@@ -449,7 +458,7 @@ int Session::ExecuteAtomic(const Command& c, MessageState& m, AtomicFrame* outer
   for (const Command& child : c.children) {
     if (m.stop) break;
     if (frame.failed) {
-      NotExecuted(child, st::kAtomicRolledBack, m);
+      NotExecuted(child, st::kAtomicRolledBack, m, true);
       continue;
     }
     Execute(child, m, &frame);
@@ -509,12 +518,6 @@ int Session::ExecuteAlert(const Command& c, MessageState& m) {
 }
 
 int Session::ExecuteItems(const Command& c, MessageState& m, AtomicFrame* atomic) {
-  if (c.type == CommandType::kGet && atomic != nullptr) {
-    const size_t a = AddStatus(c, st::kCommandFailed, m);
-    outcomes_.push_back({c.cmd_id, "Get", "", st::kCommandFailed, "Get inside Atomic"});
-    m.answers[a].outcomes.push_back(outcomes_.size() - 1);
-    return st::kCommandFailed;
-  }
   if (c.items.empty()) {  // the decoder marks this as an error; guard for built commands
     const size_t a = AddStatus(c, st::kBadRequest, m);
     outcomes_.push_back({c.cmd_id, NameOf(c), "", st::kBadRequest, "no Item"});

@@ -146,13 +146,21 @@ class Session {
   bool FillChunk(OutCommand& out, size_t room, bool alone, syncml::Command* chunk);
 
   int Execute(const syncml::Command& c, MessageState& m, AtomicFrame* atomic);
-  int ExecuteAtomic(const syncml::Command& c, MessageState& m, AtomicFrame* outer);
+  int ExecuteAtomic(const syncml::Command& c, MessageState& m);
   int ExecuteSequence(const syncml::Command& c, MessageState& m, AtomicFrame* atomic);
   int ExecuteItems(const syncml::Command& c, MessageState& m, AtomicFrame* atomic);
   int ExecuteAlert(const syncml::Command& c, MessageState& m);
   int ApplyItem(const syncml::Command& c, const syncml::Item& item, const std::string& uri,
                 AtomicFrame* atomic, MessageState& m, csp::NodeValue* got, std::string* reason);
-  void NotExecuted(const syncml::Command& c, int code, MessageState& m);
+  // Why `c` cannot run whatever its siblings do (code 0: it can). Records its CmdID.
+  struct Refusal {
+    int code;
+    std::string reason;
+  };
+  Refusal OwnRefusal(const syncml::Command& c, MessageState& m, bool in_atomic);
+  // Answers `c` and its children with `code` (216 in a failed Atomic, 215 elsewhere), except
+  // those with a refusal of their own.
+  void NotExecuted(const syncml::Command& c, int code, MessageState& m, bool in_atomic);
   size_t AddStatus(const syncml::Command& c, int code, MessageState& m,
                    std::vector<std::string> target_refs = {});
 

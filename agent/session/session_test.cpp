@@ -464,6 +464,28 @@ TEST_F(SessionTest, GetInsideAtomicIs500) {
   EXPECT_EQ(tree_->Value("./Vendor/MSFT/X"), std::nullopt);
 }
 
+// A command that cannot run for a reason of its own keeps its code when a sibling fails first;
+// only the ones that would have run are 216.
+TEST_F(SessionTest, InAFailedAtomicOwnRefusalsKeepTheirCodes) {
+  tree_->Set("./Vendor/MSFT/G", "v");
+  auto s = Started();
+  const syncml::Message m = Answer(
+      *s, ServerMsg(Cmd("Atomic", "a",
+                        Cmd("Replace", "1", Item("./Vendor/MSFT/Fail500", "x")) +
+                            Cmd("Get", "2", Item("./Vendor/MSFT/G")) +
+                            Cmd("Copy", "3", Item("./Vendor/MSFT/G")) +
+                            Cmd("Atomic", "4", Cmd("Add", "5", Item("./Vendor/MSFT/Y", "2"))) +
+                            Cmd("Sequence", "6", Cmd("Get", "7", Item("./Vendor/MSFT/G"))) +
+                            Cmd("Add", "8", Item("./Vendor/MSFT/Z", "3")) +
+                            Cmd("Add", "8", Item("./Vendor/MSFT/Z", "3")))));
+  EXPECT_EQ(Statuses(m),
+            (std::vector<std::string>{"a Atomic 507", "1 Replace 500", "2 Get 500", "3 Copy 406",
+                                      "4 Atomic 500", "5 Add 216", "6 Sequence 216", "7 Get 500",
+                                      "8 Add 216", "8 Add 400"}));
+  for (const Command& c : m.commands) EXPECT_NE(c.type, CommandType::kResults);
+  EXPECT_EQ(tree_->Value("./Vendor/MSFT/Z"), std::nullopt);
+}
+
 TEST_F(SessionTest, AddThenReplaceOfOneNodeInAtomicIsRefused) {
   auto s = Started();
   const syncml::Message m =
