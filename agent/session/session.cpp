@@ -279,6 +279,16 @@ Result<std::optional<std::string>> Session::Process(std::string_view server_mess
                  msg.header.msg_id.substr(0, 16), msg.header.session_id.substr(0, 16), session_id_);
     return Emit(HeaderStatus(msg.header.msg_id, st::kBadRequest), false);
   }
+  if (last_answered_ && msg.header.msg_id == last_answered_->msg_id) {
+    if (server_message == last_answered_->message) {
+      spdlog::info("server message {} arrived again: the same answer, nothing run twice",
+                   msg.header.msg_id.substr(0, 16));
+      return std::optional<std::string>(last_answered_->reply);
+    }
+    spdlog::warn("server message {} differs from the one answered under that MsgID: refused",
+                 msg.header.msg_id.substr(0, 16));
+    return Emit(HeaderStatus(msg.header.msg_id, st::kBadRequest), false);
+  }
   if (msg.header.meta) {
     if (msg.header.meta->max_msg_size) peer_max_msg_size_ = *msg.header.meta->max_msg_size;
     if (msg.header.meta->max_obj_size) peer_max_obj_size_ = *msg.header.meta->max_obj_size;
@@ -357,7 +367,11 @@ Result<std::optional<std::string>> Session::Process(std::string_view server_mess
   }
   std::optional<std::string> out =
       Emit(HeaderStatus(msg.header.msg_id, st::kOk), operational && !msg.final);
-  if (!out) over_ = true;
+  if (!out) {
+    over_ = true;
+  } else if (operational) {
+    last_answered_ = Answered{msg.header.msg_id, std::string(server_message), *out};
+  }
   return out;
 }
 

@@ -104,7 +104,10 @@ class Session {
   // the session is already over (FailedPrecondition). A message whose SessionID is not this
   // session's (set by Start(), or in local management by the first message processed) is
   // answered with SyncHdr Status 400 and none of its commands run: replay protection on top of
-  // TLS, which already binds each session's messages to one connection.
+  // TLS, which already binds each session's messages to one connection. The same server
+  // message again (its MsgID and bytes; a server re-sending after our answer was lost) gets
+  // the same answer again, byte for byte, and runs nothing twice; a different message under
+  // an MsgID already answered is refused with SyncHdr Status 400.
   Result<std::optional<std::string>> Process(std::string_view server_message);
 
   // Local management (`dmagent exec`, no Start()): whom ./User/... addresses.
@@ -180,6 +183,13 @@ class Session {
   uint64_t peer_max_obj_size_ = 0;
   csp::Context ctx_;
   std::optional<IncomingObject> incoming_;
+  // The last server message whose commands ran, and what we answered.
+  struct Answered {
+    std::string msg_id;
+    std::string message;  // its bytes: a copy costs less than hashing them
+    std::string reply;
+  };
+  std::optional<Answered> last_answered_;
   std::deque<OutCommand> out_statuses_;  // sent before out_other_
   std::deque<OutCommand> out_other_;     // our Alerts and Results
   // (MsgID, CmdID) of the large-object chunk we sent last, to match the server's Status.

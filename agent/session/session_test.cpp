@@ -406,6 +406,41 @@ TEST_F(SessionTest, NoRespSuppressesTheStatusAndStatusOnlyAnswerIsNotSent) {
   EXPECT_EQ(tree_->Value("./Vendor/MSFT/Quiet"), "1");
 }
 
+// ---- a server message re-sent ------------------------------------------------------------
+
+// The server did not get our answer and sends its message again: the same answer, byte for
+// byte, and nothing runs twice (a second Add would be 418, a second Exec a second action).
+TEST_F(SessionTest, AServerMessageSentAgainGetsTheSameAnswerAndRunsNothingTwice) {
+  auto s = Started();
+  const std::string server_msg = ServerMsg(Cmd("Add", "1", Item("./Vendor/MSFT/Once", "1")) +
+                                               Cmd("Get", "2", Item("./Vendor/MSFT/Once")),
+                                           1, /*final=*/false);
+  Result<std::optional<std::string>> first = s->Process(server_msg);
+  ASSERT_TRUE(first.ok() && first->has_value());
+  tree_->Set("./Vendor/MSFT/Once", "changed since");  // a re-run would show this
+  Result<std::optional<std::string>> again = s->Process(server_msg);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ(**again, **first);
+  EXPECT_EQ(tree_->Value("./Vendor/MSFT/Once"), "changed since");
+
+  // A different message under the MsgID already answered: refused, none of it runs.
+  Result<std::optional<std::string>> forged =
+      s->Process(ServerMsg(Cmd("Add", "3", Item("./Vendor/MSFT/Other", "1")), 1));
+  ASSERT_TRUE(forged.ok() && forged->has_value());
+  Result<syncml::Message> decoded = syncml::Decode(**forged);
+  ASSERT_TRUE(decoded.ok());
+  ASSERT_FALSE(decoded->commands.empty());
+  EXPECT_EQ(decoded->commands[0].cmd, "SyncHdr");
+  EXPECT_EQ(decoded->commands[0].data, "400");
+  EXPECT_EQ(Statuses(*decoded), std::vector<std::string>{});
+  EXPECT_EQ(tree_->Value("./Vendor/MSFT/Other"), std::nullopt);
+
+  // The next message is processed as usual.
+  const syncml::Message next =
+      Answer(*s, ServerMsg(Cmd("Add", "4", Item("./Vendor/MSFT/Next", "1")), 2));
+  EXPECT_EQ(Statuses(next), (std::vector<std::string>{"4 Add 200"}));
+}
+
 // ---- Atomic and Sequence ----------------------------------------------------------------
 
 TEST_F(SessionTest, AtomicFailureRollsBackEverything) {
