@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstdint>
 
+#include "base/ascii.h"
+
 namespace dm::csp {
 
 std::string_view FormatName(Format f) {
@@ -83,8 +85,7 @@ int StatusCodeFor(const Status& s) {
 Result<std::string> CanonicalValue(Format format, std::string_view data) {
   switch (format) {
     case Format::kBool: {
-      std::string v(data);
-      for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const std::string v = AsciiLower(data);
       if (v == "true" || v == "false") return v;
       return InvalidArgument("expected true or false, got '" + std::string(data) + "'");
     }

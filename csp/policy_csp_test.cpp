@@ -6,6 +6,7 @@ namespace dm::csp {
 namespace {
 
 using policy::Scope;
+using testing::Bool;
 using testing::Chr;
 using testing::Int;
 using testing::NodeFmt;
@@ -39,6 +40,31 @@ TEST_F(PolicyCspTest, ConfigAddGetReplaceAndResultAfterCommit) {
   EXPECT_EQ(tree_->Get(device_, "./Device/Vendor/MSFT/Policy/Config/Authentication/EnableWebSignIn")
                 .value.data,
             "2");
+}
+
+// One rule for the case of a URI in every CSP (the DDFs say CaseSense CIS): static names match
+// whatever their case, dynamic names ({TenantId}, a provider ID) are kept as the server spelt
+// them. A lower-cased Policy path reaches the same setting as the documented spelling.
+TEST_F(PolicyCspTest, StaticNamesMatchWhateverTheirCase) {
+  ASSERT_EQ(tree_
+                ->Add(device_, "./device/vendor/msft/policy/config/authentication/enablewebsignin",
+                      Int("1"))
+                .code,
+            200);
+  Commit();
+  EXPECT_EQ(tree_->Get(device_, Config("EnableWebSignIn")).value.data, "1");
+  EXPECT_EQ(tree_->Get(device_, "./DEVICE/VENDOR/MSFT/POLICY/RESULT/AUTHENTICATION/ENABLEWEBSIGNIN")
+                .value.data,
+            "1");
+  EXPECT_EQ(tree_->Get(device_, "./vendor/msft/policy/config/authentication").value.data,
+            "EnableWebSignIn");
+  EXPECT_EQ(tree_->Get(device_, "./devdetail/swv").code, 200);
+  ASSERT_EQ(tree_->Add(device_, Pfw("Policies/UsePassportForWork"), Bool("true")).code, 200);
+  EXPECT_EQ(tree_
+                ->Get(device_, "./vendor/msft/passportforwork/" + std::string(testing::kTenant) +
+                                   "/policies/usepassportforwork")
+                .value.data,
+            "true");
 }
 
 TEST_F(PolicyCspTest, ConfigDeleteMeansNotConfigured) {

@@ -12,16 +12,6 @@
 namespace dm::csp {
 namespace {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    auto x = static_cast<unsigned char>(a[i]);
-    auto y = static_cast<unsigned char>(b[i]);
-    if (std::tolower(x) != std::tolower(y)) return false;
-  }
-  return true;
-}
-
 bool IsHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -128,7 +118,7 @@ bool Tree::ResolveSegments(UriScope scope, const std::string& user,
     for (const NodeDef& c : parent->children) {
       if (c.is_dynamic()) {
         dynamic = &c;
-      } else if (EqualsIgnoreCase(c.name, seg)) {
+      } else if (AsciiEqualsIgnoreCase(c.name, seg)) {
         match = &c;
         break;
       }
@@ -300,7 +290,7 @@ Result<std::vector<std::string>> Tree::ListChildren(const Resolved& r) const {
         DM_ASSIGN_OR_RETURN(auto names, store_.ChildNames(r.Key()));
         for (auto& n : names) {
           bool is_static = std::any_of(d.children.begin(), d.children.end(), [&](const NodeDef& s) {
-            return !s.is_dynamic() && EqualsIgnoreCase(s.name, n);
+            return !s.is_dynamic() && AsciiEqualsIgnoreCase(s.name, n);
           });
           if (!is_static) add(std::move(n));
         }
@@ -390,7 +380,7 @@ OpResult Tree::CheckLeafValue(const Resolved& r, const NodeValue& value,
                               std::string& canonical) const {
   const NodeDef& d = r.def();
   std::string_view expected = FormatName(d.format);
-  if (!EqualsIgnoreCase(value.format, expected)) {
+  if (!AsciiEqualsIgnoreCase(value.format, expected)) {
     return Fail(status::kUnsupportedMediaType, r.uri() + " takes Format " + std::string(expected) +
                                                    ", not '" + value.format + "'");
   }
@@ -423,7 +413,8 @@ OpResult Tree::DoAdd(const Context& ctx, std::string_view uri, const NodeValue& 
     OpResult check = CheckLeafValue(r, value, canonical);
     if (!IsSuccess(check.code)) return check;
   } else {
-    if (!EqualsIgnoreCase(value.format, "node") && !EqualsIgnoreCase(value.format, "chr")) {
+    if (!AsciiEqualsIgnoreCase(value.format, "node") &&
+        !AsciiEqualsIgnoreCase(value.format, "chr")) {
       return Fail(status::kUnsupportedMediaType,
                   r.uri() + " is an interior node: Format node, not '" + value.format + "'");
     }

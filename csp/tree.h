@@ -2,9 +2,10 @@
 // OMA-DM status rules applied the same way for every CSP. The rules, where the references
 // leave room (protocol-omadm.md 1.4/1.6, csp-and-container.md 1.2/2.2):
 //
-//  URI       malformed -> 400; a query -> 406; a path no CSP defines -> 404; static names match
-//            case-insensitively and are stored in the CSP's spelling; a dynamic name that
-//            breaks its rule ({TenantId} not a GUID) -> 400 for Add/Replace, 404 otherwise.
+//  URI       malformed -> 400; a query -> 406; a path no CSP defines -> 404; static names and
+//            the ./Device, ./User prefixes match case-insensitively in every CSP (the DDFs'
+//            CaseSense CIS) and are stored in the CSP's spelling; dynamic names keep the
+//            server's spelling (GUIDs lower-cased); a dynamic name that breaks its rule ({TenantId} not a GUID) -> 400 for Add/Replace, 404 otherwise.
 //  Scope     a device-only node under ./User (or a user-only one under ./Device) -> 405;
 //            ./User with no signed-in user in the Context -> 404.
 //  Access    an operation the node does not allow (Replace/Add/Delete on a Get-only node,

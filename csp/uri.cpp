@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "base/ascii.h"
+
 namespace dm::csp {
 namespace {
 
@@ -196,12 +198,12 @@ Result<ParsedUri> ParseUri(std::string_view uri) {
     segments.push_back(std::move(seg));
   }
 
-  // Scope prefix. Only the exact spellings select a scope; anything else is a path under the
-  // device root (./Vendor, ./DevInfo, ...).
+  // Scope prefix, matched like every static name: whatever its case (the DDFs' CaseSense CIS).
+  // Anything else is a path under the device root (./Vendor, ./DevInfo, ...).
   size_t skip = 0;
-  if (!segments.empty() && segments.front() == "Device") {
+  if (!segments.empty() && AsciiEqualsIgnoreCase(segments.front(), "Device")) {
     skip = 1;
-  } else if (!segments.empty() && segments.front() == "User") {
+  } else if (!segments.empty() && AsciiEqualsIgnoreCase(segments.front(), "User")) {
     out.scope = UriScope::kUser;
     skip = 1;
   }

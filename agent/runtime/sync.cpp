@@ -14,6 +14,7 @@
 #include "agent/session/session.h"
 #include "agent/transport/https_client.h"
 #include "agent/transport/omadm_headers.h"
+#include "base/ascii.h"
 #include "base/log_fields.h"
 #include "csp/device_facts.h"
 #include "csp/dmagent_csp.h"
@@ -50,13 +51,10 @@ namespace {
 // host: the next message carries the device's certificate and answers.
 Status CheckRespUri(const std::string& management_url, const std::string& resp_uri) {
   if (resp_uri.empty() || resp_uri.front() == '/') return Status::Ok();
-  auto lower = [](std::string h) {
-    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return h;
-  };
   auto to = transport::ParseHttpsUrl(resp_uri);
   auto from = transport::ParseHttpsUrl(management_url);
-  if (to.ok() && from.ok() && lower(to->host) == lower(from->host) && to->port == from->port) {
+  if (to.ok() && from.ok() && AsciiEqualsIgnoreCase(to->host, from->host) &&
+      to->port == from->port) {
     return Status::Ok();
   }
   spdlog::warn("refusing RespURI {}: the session belongs to {}", resp_uri, management_url);

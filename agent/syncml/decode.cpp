@@ -18,6 +18,7 @@
 #include "agent/syncml/codec.h"
 #include "agent/syncml/decode_internal.h"
 #include "agent/syncml/fast_xml.h"
+#include "base/ascii.h"
 
 namespace dm::syncml {
 namespace {
@@ -36,17 +37,6 @@ std::string_view Trim(std::string_view s) {
 }
 
 bool IsBlank(std::string_view s) { return Trim(s).empty(); }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // "A:Format" -> "Format". Used for metinf elements, which servers write with or without a
 // prefix (<A:Format xmlns:A="syncml:metinf">).
@@ -541,7 +531,7 @@ Result<Message> DecodeRoot(const E* root) {
     return InvalidArgument("root element is " + Quote(root->Name()) + ", expected <SyncML>");
   }
   const std::optional<std::string_view> ns = AttributeOf(root, "xmlns");
-  if (!ns || !EqualsIgnoreCase(Trim(*ns), kSyncMLNamespace)) {
+  if (!ns || !AsciiEqualsIgnoreCase(Trim(*ns), kSyncMLNamespace)) {
     return InvalidArgument(std::string("<SyncML> namespace is \"") +
                            std::string(ns ? ns->substr(0, 60) : "") + "\", expected \"" +
                            kSyncMLNamespace + "\"");

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/ascii.h"
+
 namespace dm::transport {
 
 bool HeaderNameEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  return AsciiEqualsIgnoreCase(a, b);
 }
 
 std::optional<std::string> FindHeader(const HttpHeaders& headers, std::string_view name) {
