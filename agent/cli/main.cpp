@@ -27,6 +27,7 @@
 #include "agent/simulate/simulator.h"
 #include "base/cli.h"
 #include "base/exit_code.h"
+#include "base/json_output.h"
 #include "base/log.h"
 #include "container/security_key.h"
 #include "csp/device_facts.h"
@@ -72,7 +73,7 @@ Result<std::unique_ptr<Device>> OpenDevice(const Globals& g, bool existing_only 
 
 void PrintJsonOrText(bool json, const Json& j, const std::string& text) {
   if (json) {
-    std::cout << j.dump(2) << "\n";
+    std::cout << JsonDocument(j).dump(2) << "\n";
   } else {
     std::cout << text;
   }
@@ -535,7 +536,7 @@ int Main(int argc, char** argv) {
       EndProgress();
       DM_ASSIGN_OR_RETURN(SimulationReport r, std::move(report));
       if (sim_json) {
-        std::cout << SimulationJson(r).dump(2) << "\n";
+        std::cout << JsonDocument(SimulationJson(r)).dump(2) << "\n";
       } else {
         std::cout << SimulationTable(r);
       }
@@ -656,7 +657,7 @@ int Main(int argc, char** argv) {
            << " credential(s)\n";
     }
     if (keys.empty()) text << "no security keys for " << user << "\n";
-    PrintJsonOrText(json, arr, text.str());
+    PrintJsonOrText(json, Json{{"user", user}, {"keys", std::move(arr)}}, text.str());
     return Status::Ok();
   });
   auto* key_create = key->add_subcommand("create", "create a software security key");

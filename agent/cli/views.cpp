@@ -36,11 +36,11 @@ Result<Json> UserJson(Device& device, const std::string& user) {
   DM_ASSIGN_OR_RETURN(policy::RecoveryState recovery, device.policy().Recovery(user));
   Json j;
   j["user"] = user;
-  j["NgcSet"] = info.ngc_set;
-  j["NgcKeyId"] = info.ngc_key_id;
-  j["CanReset"] = std::string(policy::CanResetName(recovery.can_reset));
-  j["CanResetReason"] = recovery.reason;
-  j["ProtectorPresent"] = info.protector_present;
+  j["ngc_set"] = info.ngc_set;
+  j["ngc_key_id"] = info.ngc_key_id;
+  j["can_reset"] = std::string(policy::CanResetName(recovery.can_reset));
+  j["can_reset_reason"] = recovery.reason;
+  j["protector_present"] = info.protector_present;
   return j;
 }
 
@@ -78,39 +78,39 @@ Result<Json> StatusJson(Device& device, const std::optional<std::string>& user) 
                                        facts.join_type == policy::JoinType::kHybridAzureAdJoined);
   bool domain = facts.join_type == policy::JoinType::kHybridAzureAdJoined ||
                 facts.join_type == policy::JoinType::kDomainJoined;
-  dev["AzureAdJoined"] = aad;
-  dev["EnterpriseJoined"] = false;
-  dev["DomainJoined"] = domain;
-  dev["DeviceId"] = device_id;
-  dev["JoinType"] = std::string(policy::JoinTypeName(facts.join_type));
-  dev["TrustModel"] = std::string(policy::TrustModelName(facts.trust_model));
-  dev["TpmProtected"] = facts.tpm_present;
+  dev["azure_ad_joined"] = aad;
+  dev["enterprise_joined"] = false;
+  dev["domain_joined"] = domain;
+  dev["device_id"] = device_id;
+  dev["join_type"] = std::string(policy::JoinTypeName(facts.join_type));
+  dev["trust_model"] = std::string(policy::TrustModelName(facts.trust_model));
+  dev["tpm_protected"] = facts.tpm_present;
   DM_ASSIGN_OR_RETURN(policy::BootRecord boot, device.policy().LastBoot());
-  dev["BootCount"] = boot.count;
-  dev["LastBoot"] = boot.last_boot ? Json(FormatUtc(*boot.last_boot)) : Json(nullptr);
-  out["DeviceState"] = dev;
+  dev["boot_count"] = boot.count;
+  dev["last_boot"] = boot.last_boot ? Json(FormatUtc(*boot.last_boot)) : Json(nullptr);
+  out["device_state"] = dev;
 
   Json tenant;
-  tenant["Enrolled"] = enrollment.enrolled();
-  tenant["TenantId"] = enrollment.tenant_id;
-  tenant["MdmUrl"] = enrollment.management_url;
-  tenant["PinResetServiceUrl"] = enrollment.pin_reset_url;
-  tenant["PinResetServiceKey"] = !enrollment.pin_reset_public_key_pem.empty();
-  tenant["EnrollmentKind"] = enrollment.kind.empty() ? "out of band" : enrollment.kind;
-  tenant["ProviderId"] = enrollment.provider_id;
-  tenant["EnrollmentType"] = enrollment.enrollment_type;
-  tenant["EnrolledAt"] = enrollment.enrolled_at > 0
-                             ? Json(FormatUtc(FromUnixSeconds(enrollment.enrolled_at)))
-                             : Json(nullptr);
-  tenant["CertThumbprint"] = nullptr;
-  tenant["CertExpires"] = nullptr;
+  tenant["enrolled"] = enrollment.enrolled();
+  tenant["tenant_id"] = enrollment.tenant_id;
+  tenant["mdm_url"] = enrollment.management_url;
+  tenant["pin_reset_service_url"] = enrollment.pin_reset_url;
+  tenant["pin_reset_service_key"] = !enrollment.pin_reset_public_key_pem.empty();
+  tenant["enrollment_kind"] = enrollment.kind.empty() ? "out of band" : enrollment.kind;
+  tenant["provider_id"] = enrollment.provider_id;
+  tenant["enrollment_type"] = enrollment.enrollment_type;
+  tenant["enrolled_at"] = enrollment.enrolled_at > 0
+                              ? Json(FormatUtc(FromUnixSeconds(enrollment.enrolled_at)))
+                              : Json(nullptr);
+  tenant["cert_thumbprint"] = nullptr;
+  tenant["cert_expires"] = nullptr;
   if (!enrollment.device_cert_pem.empty()) {
     if (auto info = pki::ParseCertificate(enrollment.device_cert_pem); info.ok()) {
-      tenant["CertThumbprint"] = info->thumbprint;
-      tenant["CertExpires"] = FormatUtc(info->not_after);
+      tenant["cert_thumbprint"] = info->thumbprint;
+      tenant["cert_expires"] = FormatUtc(info->not_after);
     }
   }
-  out["TenantDetails"] = tenant;
+  out["tenant_details"] = tenant;
 
   DM_ASSIGN_OR_RETURN(std::string signed_in, device.SignedInUser());
   std::vector<std::string> users;
@@ -122,85 +122,85 @@ Result<Json> StatusJson(Device& device, const std::optional<std::string>& user) 
   Json user_states = Json::array();
   for (const std::string& u : users) {
     DM_ASSIGN_OR_RETURN(Json j, UserJson(device, u));
-    j["SignedIn"] = (u == signed_in);
+    j["signed_in"] = (u == signed_in);
     user_states.push_back(std::move(j));
   }
-  out["UserState"] = user_states;
+  out["user_state"] = user_states;
 
   Json pol;
   DM_ASSIGN_OR_RETURN(auto pending, device.policy().PendingReboot());
   Json pending_json = Json::array();
   for (const auto& s : pending) pending_json.push_back(SettingJson(s));
-  pol["PendingReboot"] = pending_json;
+  pol["pending_reboot"] = pending_json;
   DM_ASSIGN_OR_RETURN(auto reboot_requests, csp::PendingRebootRequests(device.db()));
-  pol["RebootRequested"] = !reboot_requests.empty();
+  pol["reboot_requested"] = !reboot_requests.empty();
   DM_ASSIGN_OR_RETURN(
       auto compliance,
       device.policy().Compliance(user ? std::optional<std::string>(*user) : std::nullopt));
   Json settings = Json::array();
   for (const auto& s : compliance) settings.push_back(SettingJson(s));
-  pol["Settings"] = settings;
-  out["Policy"] = pol;
+  pol["settings"] = settings;
+  out["policy"] = pol;
   return out;
 }
 
 std::string StatusText(const Json& s) {
   std::ostringstream out;
   Banner(out, "Device State");
-  const Json& d = s["DeviceState"];
-  Line(out, "AzureAdJoined", YesNo(d["AzureAdJoined"].get<bool>()));
-  Line(out, "EnterpriseJoined", YesNo(d["EnterpriseJoined"].get<bool>()));
-  Line(out, "DomainJoined", YesNo(d["DomainJoined"].get<bool>()));
-  Line(out, "DeviceId", d["DeviceId"].get<std::string>());
-  Line(out, "TpmProtected", YesNo(d["TpmProtected"].get<bool>()));
-  Line(out, "TrustModel", d["TrustModel"].get<std::string>());
-  Line(out, "BootCount", std::to_string(d["BootCount"].get<int64_t>()));
+  const Json& d = s["device_state"];
+  Line(out, "AzureAdJoined", YesNo(d["azure_ad_joined"].get<bool>()));
+  Line(out, "EnterpriseJoined", YesNo(d["enterprise_joined"].get<bool>()));
+  Line(out, "DomainJoined", YesNo(d["domain_joined"].get<bool>()));
+  Line(out, "DeviceId", d["device_id"].get<std::string>());
+  Line(out, "TpmProtected", YesNo(d["tpm_protected"].get<bool>()));
+  Line(out, "TrustModel", d["trust_model"].get<std::string>());
+  Line(out, "BootCount", std::to_string(d["boot_count"].get<int64_t>()));
   out << "\n";
   Banner(out, "Tenant Details");
-  const Json& t = s["TenantDetails"];
-  Line(out, "Enrolled", YesNo(t["Enrolled"].get<bool>()));
-  if (t["Enrolled"].get<bool>()) {
-    Line(out, "TenantId", t["TenantId"].get<std::string>());
-    Line(out, "MdmUrl", t["MdmUrl"].get<std::string>());
-    Line(out, "EnrollmentKind", t["EnrollmentKind"].get<std::string>());
-    if (!t["ProviderId"].get<std::string>().empty()) {
-      Line(out, "ProviderId", t["ProviderId"].get<std::string>());
-      Line(out, "EnrollmentType", t["EnrollmentType"].get<std::string>());
+  const Json& t = s["tenant_details"];
+  Line(out, "Enrolled", YesNo(t["enrolled"].get<bool>()));
+  if (t["enrolled"].get<bool>()) {
+    Line(out, "TenantId", t["tenant_id"].get<std::string>());
+    Line(out, "MdmUrl", t["mdm_url"].get<std::string>());
+    Line(out, "EnrollmentKind", t["enrollment_kind"].get<std::string>());
+    if (!t["provider_id"].get<std::string>().empty()) {
+      Line(out, "ProviderId", t["provider_id"].get<std::string>());
+      Line(out, "EnrollmentType", t["enrollment_type"].get<std::string>());
     }
-    if (!t["EnrolledAt"].is_null()) Line(out, "EnrolledAt", t["EnrolledAt"].get<std::string>());
-    if (!t["CertThumbprint"].is_null()) {
-      Line(out, "CertThumbprint", t["CertThumbprint"].get<std::string>());
-      Line(out, "CertExpires", t["CertExpires"].get<std::string>());
+    if (!t["enrolled_at"].is_null()) Line(out, "EnrolledAt", t["enrolled_at"].get<std::string>());
+    if (!t["cert_thumbprint"].is_null()) {
+      Line(out, "CertThumbprint", t["cert_thumbprint"].get<std::string>());
+      Line(out, "CertExpires", t["cert_expires"].get<std::string>());
     }
-    Line(out, "PinResetServiceUrl", t["PinResetServiceUrl"].get<std::string>());
+    Line(out, "PinResetServiceUrl", t["pin_reset_service_url"].get<std::string>());
   }
   out << "\n";
   Banner(out, "User State");
-  if (s["UserState"].empty()) out << "  (no users have signed in)\n";
-  for (const Json& u : s["UserState"]) {
+  if (s["user_state"].empty()) out << "  (no users have signed in)\n";
+  for (const Json& u : s["user_state"]) {
     Line(out, "User",
-         u["user"].get<std::string>() + (u["SignedIn"].get<bool>() ? " (signed in)" : ""));
-    Line(out, "NgcSet", YesNo(u["NgcSet"].get<bool>()));
-    if (u["NgcSet"].get<bool>()) Line(out, "NgcKeyId", u["NgcKeyId"].get<std::string>());
-    Line(out, "CanReset", u["CanReset"].get<std::string>());
-    if (!u["CanResetReason"].get<std::string>().empty()) {
-      Line(out, "CanResetReason", u["CanResetReason"].get<std::string>());
+         u["user"].get<std::string>() + (u["signed_in"].get<bool>() ? " (signed in)" : ""));
+    Line(out, "NgcSet", YesNo(u["ngc_set"].get<bool>()));
+    if (u["ngc_set"].get<bool>()) Line(out, "NgcKeyId", u["ngc_key_id"].get<std::string>());
+    Line(out, "CanReset", u["can_reset"].get<std::string>());
+    if (!u["can_reset_reason"].get<std::string>().empty()) {
+      Line(out, "CanResetReason", u["can_reset_reason"].get<std::string>());
     }
     out << "\n";
   }
   Banner(out, "Policy");
-  const Json& p = s["Policy"];
-  Line(out, "RebootRequested", YesNo(p["RebootRequested"].get<bool>()));
-  if (p["PendingReboot"].empty()) {
+  const Json& p = s["policy"];
+  Line(out, "RebootRequested", YesNo(p["reboot_requested"].get<bool>()));
+  if (p["pending_reboot"].empty()) {
     Line(out, "PendingReboot", "none");
   } else {
-    for (const Json& r : p["PendingReboot"]) {
+    for (const Json& r : p["pending_reboot"]) {
       std::string who = r.contains("user") ? " (user " + r["user"].get<std::string>() + ")" : "";
       Line(out, "PendingReboot", r["setting"].get<std::string>() + " = " + Str(r["desired"]) + who);
     }
   }
   out << "\n";
-  for (const Json& r : p["Settings"]) {
+  for (const Json& r : p["settings"]) {
     std::string who = r.contains("user") ? "[" + r["user"].get<std::string>() + "] " : "";
     out << "  " << who << r["setting"].get<std::string>() << ": " << r["state"].get<std::string>()
         << " (effective " << Str(r["effective"]) << ", source " << r["source"].get<std::string>()
@@ -218,27 +218,27 @@ Result<Json> ContainerJson(Device& device, const std::string& user) {
   j["user"] = user;
   j["exists"] = info.exists;
   if (info.exists) {
-    j["NgcKeyId"] = info.ngc_key_id;
-    j["Thumbprint"] = info.thumbprint;
-    j["Issuer"] = info.issuer_cn;
-    j["SelfSigned"] = info.self_signed;
-    j["NotBefore"] = FormatUtc(info.not_before);
-    j["NotAfter"] = FormatUtc(info.not_after);
-    j["CreatedAt"] = FormatUtc(info.created_at);
-    j["PinSetAt"] = FormatUtc(info.pin_set_at);
-    j["PinExpired"] = info.pin_expired;
-    j["ProtectorPresent"] = info.protector_present;
-    j["LockedOut"] = info.locked_out;
-    j["RetriesLeft"] = info.retries_left;
+    j["ngc_key_id"] = info.ngc_key_id;
+    j["thumbprint"] = info.thumbprint;
+    j["issuer"] = info.issuer_cn;
+    j["self_signed"] = info.self_signed;
+    j["not_before"] = FormatUtc(info.not_before);
+    j["not_after"] = FormatUtc(info.not_after);
+    j["created_at"] = FormatUtc(info.created_at);
+    j["pin_set_at"] = FormatUtc(info.pin_set_at);
+    j["pin_expired"] = info.pin_expired;
+    j["protector_present"] = info.protector_present;
+    j["locked_out"] = info.locked_out;
+    j["retries_left"] = info.retries_left;
     if (info.last_reset) {
-      j["LastReset"] = {{"kind", std::string(container::ResetKindName(info.last_reset->kind))},
-                        {"at", FormatUtc(info.last_reset->at)},
-                        {"old_thumbprint", info.last_reset->old_thumbprint},
-                        {"new_thumbprint", info.last_reset->new_thumbprint}};
+      j["last_reset"] = {{"kind", std::string(container::ResetKindName(info.last_reset->kind))},
+                         {"at", FormatUtc(info.last_reset->at)},
+                         {"old_thumbprint", info.last_reset->old_thumbprint},
+                         {"new_thumbprint", info.last_reset->new_thumbprint}};
     }
   }
-  j["CanReset"] = std::string(policy::CanResetName(recovery.can_reset));
-  j["CanResetReason"] = recovery.reason;
+  j["can_reset"] = std::string(policy::CanResetName(recovery.can_reset));
+  j["can_reset_reason"] = recovery.reason;
   return j;
 }
 
@@ -248,24 +248,24 @@ std::string ContainerText(const Json& c) {
   if (!c["exists"].get<bool>()) {
     Line(out, "Container", "none (Windows Hello not provisioned)");
   } else {
-    Line(out, "NgcKeyId", c["NgcKeyId"].get<std::string>());
-    Line(out, "Thumbprint", c["Thumbprint"].get<std::string>());
+    Line(out, "NgcKeyId", c["ngc_key_id"].get<std::string>());
+    Line(out, "Thumbprint", c["thumbprint"].get<std::string>());
     Line(out, "Issuer",
-         c["Issuer"].get<std::string>() + (c["SelfSigned"].get<bool>() ? " (self-signed)" : ""));
+         c["issuer"].get<std::string>() + (c["self_signed"].get<bool>() ? " (self-signed)" : ""));
     Line(out, "CertificateValidity",
-         "[ " + c["NotBefore"].get<std::string>() + " -- " + c["NotAfter"].get<std::string>() +
+         "[ " + c["not_before"].get<std::string>() + " -- " + c["not_after"].get<std::string>() +
              " ]");
-    Line(out, "PinSetAt", c["PinSetAt"].get<std::string>());
-    Line(out, "ProtectorPresent", YesNo(c["ProtectorPresent"].get<bool>()));
-    Line(out, "LockedOut", YesNo(c["LockedOut"].get<bool>()));
-    if (c.contains("LastReset")) {
-      const Json& r = c["LastReset"];
+    Line(out, "PinSetAt", c["pin_set_at"].get<std::string>());
+    Line(out, "ProtectorPresent", YesNo(c["protector_present"].get<bool>()));
+    Line(out, "LockedOut", YesNo(c["locked_out"].get<bool>()));
+    if (c.contains("last_reset")) {
+      const Json& r = c["last_reset"];
       Line(out, "LastReset", r["kind"].get<std::string>() + " at " + r["at"].get<std::string>());
     }
   }
-  Line(out, "CanReset", c["CanReset"].get<std::string>());
-  if (!c["CanResetReason"].get<std::string>().empty()) {
-    Line(out, "CanResetReason", c["CanResetReason"].get<std::string>());
+  Line(out, "CanReset", c["can_reset"].get<std::string>());
+  if (!c["can_reset_reason"].get<std::string>().empty()) {
+    Line(out, "CanResetReason", c["can_reset_reason"].get<std::string>());
   }
   return out.str();
 }

@@ -99,8 +99,8 @@ say "The device enrolls as Windows does (MS-MDE2); $USER signs in at the federat
 printf '%s\n%s\n' "$PASSWORD" "$(totp_prev)" | agent enroll --email "$USER" \
   --discovery-url "https://127.0.0.1:$port/EnrollmentServer/Discovery.svc" \
   --ca "$work/server/ca.pem"
-expect_eq "enrollment" "$(agent status --json | jq -r .TenantDetails.EnrollmentKind)" "ms-mde2"
-dev_id="$(agent status --json | jq -r .DeviceState.DeviceId)"
+expect_eq "enrollment" "$(agent status --json | jq -r .tenant_details.enrollment_kind)" "ms-mde2"
+dev_id="$(agent status --json | jq -r .device_state.device_id)"
 srv group member all-devices "$dev_id" --tenant Fabrikam >/dev/null
 ok "device $dev_id enrolled and added to group all-devices"
 # The first session: the server subscribes to the compliance report and sets the service URLs.
@@ -109,17 +109,17 @@ agent sync >/dev/null
 say "$USER signs in at the server (password + code, a user token) and sets up Windows Hello"
 # The token endpoint proves the user; the Hello certificate is then issued in the token's name.
 printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_now)" "$PIN1" | agent signin --user "$USER"
-expect_eq "CanReset" "$(container_field CanReset)" "DestructiveOnly"
-thumb1="$(container_field Thumbprint)"; from1="$(container_field NotBefore)"
+expect_eq "CanReset" "$(container_field can_reset)" "DestructiveOnly"
+thumb1="$(container_field thumbprint)"; from1="$(container_field not_before)"
 agent container show --user "$USER"
 agent sync
 expect_eq "server sees CanReset" "$(server_can_reset)" "DestructiveOnly"
 
 say "$USER forgets the PIN: without PIN recovery the only way is a destructive reset"
 printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_next)" "$PIN2" | agent pin reset --user "$USER"
-thumb2="$(container_field Thumbprint)"
+thumb2="$(container_field thumbprint)"
 expect_ne "certificate thumbprint" "$thumb2" "$thumb1"
-expect_eq "last reset" "$(container_field LastReset.kind)" "destructive"
+expect_eq "last reset" "$(container_field last_reset.kind)" "destructive"
 
 say "The admin consents to both PIN reset apps and assigns an EnablePinRecovery profile"
 srv consent --app both --tenant Fabrikam >/dev/null
@@ -131,8 +131,8 @@ ok "profile pin-recovery assigned to pin-recovery-users"
 say "The device syncs: the setting is accepted and waits for a reboot, on both sides"
 agent sync
 agent status --user "$USER" | sed -n '/Policy/,$p'
-expect_eq "device CanReset" "$(container_field CanReset)" "DestructiveOnly"
-pending="$(agent status --json | jq -r '[.Policy.PendingReboot[].setting] | unique | join(",")')"
+expect_eq "device CanReset" "$(container_field can_reset)" "DestructiveOnly"
+pending="$(agent status --json | jq -r '[.policy.pending_reboot[].setting] | unique | join(",")')"
 expect_eq "pending reboot on the device" "$pending" "PassportForWork/EnablePinRecovery"
 agent sync >/dev/null  # delivers the changed report
 expect_eq "server status of EnablePinRecovery" "$(server_setting_status EnablePinRecovery)" "PendingReboot"
@@ -140,19 +140,19 @@ expect_eq "server status of EnablePinRecovery" "$(server_setting_status EnablePi
 say "Reboot step, then $USER signs in with the PIN: the PIN reset protector is created"
 agent reboot
 printf '%s\n' "$PIN2" | agent signin --user "$USER"
-expect_eq "protector present" "$(container_field ProtectorPresent)" "true"
-expect_eq "device CanReset" "$(container_field CanReset)" "DestructiveAndNonDestructive"
+expect_eq "protector present" "$(container_field protector_present)" "true"
+expect_eq "device CanReset" "$(container_field can_reset)" "DestructiveAndNonDestructive"
 agent sync
 expect_eq "server sees CanReset" "$(server_can_reset)" "DestructiveAndNonDestructive"
 expect_eq "server status of EnablePinRecovery" "$(server_setting_status EnablePinRecovery)" "Succeeded"
 
 say "$USER forgets the PIN again: non-destructive reset keeps keys and certificate"
-thumb3="$(container_field Thumbprint)"; from3="$(container_field NotBefore)"
+thumb3="$(container_field thumbprint)"; from3="$(container_field not_before)"
 wait_for_fresh_step
 printf '%s\n%s\n%s\n' "$PASSWORD" "$(totp_next)" "$PIN3" | agent pin reset --user "$USER"
-expect_eq "certificate thumbprint" "$(container_field Thumbprint)" "$thumb3"
-expect_eq "certificate NotBefore" "$(container_field NotBefore)" "$from3"
-expect_eq "last reset" "$(container_field LastReset.kind)" "non-destructive"
+expect_eq "certificate thumbprint" "$(container_field thumbprint)" "$thumb3"
+expect_eq "certificate NotBefore" "$(container_field not_before)" "$from3"
+expect_eq "last reset" "$(container_field last_reset.kind)" "non-destructive"
 printf '%s\n' "$PIN3" | agent signin --user "$USER" >/dev/null
 ok "$USER signs in with the new PIN"
 

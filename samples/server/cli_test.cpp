@@ -21,6 +21,7 @@
 
 #include "agent/transport/https_client.h"
 #include "base/clock.h"
+#include "base/json_output.h"
 #include "base/pki.h"
 
 extern char** environ;
@@ -275,6 +276,8 @@ TEST_F(CliTest, AdminCommandsServeAndReport) {
   std::tie(rc, out) = Run({"report", "--json"});
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(json::parse(out).at("rows").empty());  // DEV-1 has not enrolled yet
+  EXPECT_EQ(out.find("{\n  \"schema_version\": 1,"), 0u) << out;
+  EXPECT_EQ(KeyOutsideConvention(json::parse(out)), std::nullopt) << out;
 
   // serve: port 0, the bound port in --port-file, answers over TLS with the state's CA.
   const std::string port_file = (dir_ / "port").string();

@@ -23,6 +23,7 @@
 
 #include "base/cli.h"
 #include "base/exit_code.h"
+#include "base/json_output.h"
 #include "base/log.h"
 #include "samples/server/admin.h"
 #include "samples/server/backup.h"
@@ -107,8 +108,8 @@ std::string ReadSecretLine(const char* prompt) {
 
 // Stored strings can come from devices (reports, DevInfo) and need not be UTF-8: bad bytes are
 // printed as U+FFFD rather than aborting the command with an exception.
-std::string PrettyJson(const json& j) {
-  return j.dump(2, ' ', false, json::error_handler_t::replace);
+std::string PrettyJson(const nlohmann::ordered_json& j) {
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 // Runs an admin operation on the state directory and prints the JSON result.
@@ -573,7 +574,8 @@ int main(int argc, char** argv) {
     auto lock = (*store)->Lock();
     auto result = dm::server::BuildReport(**store);
     if (!result.ok()) return Fail(result.error());
-    std::cout << (as_json ? PrettyJson(*result) + "\n" : dm::server::FormatReportTable(*result));
+    std::cout << (as_json ? PrettyJson(dm::JsonDocument(*result)) + "\n"
+                          : dm::server::FormatReportTable(*result));
     return 0;
   }
   if (*backup) {

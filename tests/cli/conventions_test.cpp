@@ -139,8 +139,8 @@ TEST_F(CliConventionsTest, StatusOfAnUnenrolledDeviceClaimsNoJoinAndChangesNothi
   ProcessResult r = Agent({"status", "--json"});
   ASSERT_EQ(r.exit_code, kExitOk) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_FALSE(j["DeviceState"]["AzureAdJoined"].get<bool>());
-  EXPECT_FALSE(j["TenantDetails"]["Enrolled"].get<bool>());
+  EXPECT_FALSE(j["device_state"]["azure_ad_joined"].get<bool>());
+  EXPECT_FALSE(j["tenant_details"]["enrolled"].get<bool>());
   r = Agent({"status"});
   EXPECT_NE(r.out.find("AzureAdJoined : NO"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Enrolled : NO"), std::string::npos) << r.out;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/syncml/codec.h"
+#include "base/json_output.h"
 
 namespace dm {
 namespace {
@@ -87,7 +88,12 @@ class DmagentCliTest : public ::testing::Test {
   json Json(std::vector<std::string> args) {
     RunResult r = Agent(std::move(args));
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return json::parse(r.out, nullptr, false);
+    json j = json::parse(r.out, nullptr, false);
+    // Every --json output: one object, schema_version first, snake_case names.
+    EXPECT_TRUE(j.is_object()) << r.out;
+    EXPECT_EQ(r.out.find("{\n  \"schema_version\": 1,"), 0u) << r.out;
+    EXPECT_EQ(KeyOutsideConvention(j), std::nullopt) << r.out;
+    return j;
   }
 
   fs::path Fixture(const std::string& rel) { return fs::path(DMAGENT_SOURCE_DIR) / rel; }
@@ -145,7 +151,7 @@ TEST_F(DmagentCliTest, PinRecoveryThroughExecRebootAndSignIn) {
   ASSERT_EQ(Agent({"device", "set", "--pin-reset-key", pub.string()}).exit_code, 0);
   RunResult signin = Agent({"signin", "--user", "alice"}, "246810\n");
   ASSERT_EQ(signin.exit_code, 0) << signin.err;
-  EXPECT_EQ(Json({"container", "show", "--user", "alice", "--json"})["CanReset"],
+  EXPECT_EQ(Json({"container", "show", "--user", "alice", "--json"})["can_reset"],
             "DestructiveOnly");
 
   RunResult exec = Agent({"exec", Fixture("samples/profiles/enable-pin-recovery.xml").string()});
@@ -158,19 +164,19 @@ TEST_F(DmagentCliTest, PinRecoveryThroughExecRebootAndSignIn) {
     }
   }
   json status = Json({"status", "--user", "alice", "--json"});
-  ASSERT_FALSE(status["Policy"]["PendingReboot"].empty());
-  EXPECT_EQ(status["Policy"]["PendingReboot"][0]["setting"], "PassportForWork/EnablePinRecovery");
-  EXPECT_EQ(status["UserState"][0]["CanReset"], "DestructiveOnly");
-  EXPECT_NE(status["UserState"][0]["CanResetReason"].get<std::string>().find("reboot"),
+  ASSERT_FALSE(status["policy"]["pending_reboot"].empty());
+  EXPECT_EQ(status["policy"]["pending_reboot"][0]["setting"], "PassportForWork/EnablePinRecovery");
+  EXPECT_EQ(status["user_state"][0]["can_reset"], "DestructiveOnly");
+  EXPECT_NE(status["user_state"][0]["can_reset_reason"].get<std::string>().find("reboot"),
             std::string::npos);
 
   ASSERT_EQ(Agent({"reboot"}).exit_code, 0);
-  EXPECT_EQ(Json({"container", "show", "--user", "alice", "--json"})["ProtectorPresent"], false)
+  EXPECT_EQ(Json({"container", "show", "--user", "alice", "--json"})["protector_present"], false)
       << "the protector needs the master key: it waits for the PIN";
   ASSERT_EQ(Agent({"signin", "--user", "alice"}, "246810\n").exit_code, 0);
   json shown = Json({"container", "show", "--user", "alice", "--json"});
-  EXPECT_EQ(shown["ProtectorPresent"], true);
-  EXPECT_EQ(shown["CanReset"], "DestructiveAndNonDestructive");
+  EXPECT_EQ(shown["protector_present"], true);
+  EXPECT_EQ(shown["can_reset"], "DestructiveAndNonDestructive");
 
   // Independent check: the stored protector is RSA-OAEP(SHA-256) to the service key, labelled
   // with its user ("dmagent-pin-reset-protector-v1:alice", hex).
@@ -204,8 +210,8 @@ TEST_F(DmagentCliTest, AWrongPinSignsNobodyIn) {
   auto signed_in = [&]() {
     std::string who;
     const json status = Json({"status", "--json"});  // not a temporary's member in the loop
-    for (const json& u : status["UserState"]) {
-      if (u["SignedIn"].get<bool>()) who = u["user"].get<std::string>();
+    for (const json& u : status["user_state"]) {
+      if (u["signed_in"].get<bool>()) who = u["user"].get<std::string>();
     }
     return who;
   };
@@ -233,7 +239,7 @@ TEST_F(DmagentCliTest, SecurityKeyAsksForAPinUnderPreferredAndSignsVerifiably) {
                              " -signature " + (out / "sig.der").string() + " " +
                              (out / "data.bin").string() + " >/dev/null";
   EXPECT_EQ(std::system(verify.c_str()), 0);
-  json keys = Json({"key", "list", "--user", "bob", "--json"});
+  json keys = Json({"key", "list", "--user", "bob", "--json"})["keys"];
   ASSERT_EQ(keys.size(), 1u);
   EXPECT_EQ(keys[0]["pin_set"], true);
   EXPECT_EQ(keys[0]["credentials"], 1);
@@ -242,7 +248,7 @@ TEST_F(DmagentCliTest, SecurityKeyAsksForAPinUnderPreferredAndSignsVerifiably) {
   EXPECT_NE(Agent({"key", "reset", "--user", "bob"}).exit_code, 0);
   RunResult reset = Agent({"key", "reset", "--user", "bob", "--yes"});
   ASSERT_EQ(reset.exit_code, 0) << reset.err;
-  EXPECT_EQ(Json({"key", "list", "--user", "bob", "--json"})[0]["credentials"], 0);
+  EXPECT_EQ(Json({"key", "list", "--user", "bob", "--json"})["keys"][0]["credentials"], 0);
 }
 
 }  // namespace

@@ -273,19 +273,19 @@ TEST_F(Mde2EnrollmentTest, CommandLineEnrollsShowsStatusSyncsAndUnenrolls) {
 
   r = agent({"status", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const json status = json::parse(r.out).at("TenantDetails");
-  EXPECT_EQ(status.at("EnrollmentKind"), "ms-mde2");
-  EXPECT_EQ(status.at("ProviderId"), "dmserver");
-  EXPECT_EQ(status.at("EnrollmentType"), "Full");
-  EXPECT_TRUE(status.at("CertThumbprint").is_string());
-  EXPECT_TRUE(status.at("CertExpires").is_string());
-  EXPECT_TRUE(status.at("EnrolledAt").is_string());
+  const json status = json::parse(r.out).at("tenant_details");
+  EXPECT_EQ(status.at("enrollment_kind"), "ms-mde2");
+  EXPECT_EQ(status.at("provider_id"), "dmserver");
+  EXPECT_EQ(status.at("enrollment_type"), "Full");
+  EXPECT_TRUE(status.at("cert_thumbprint").is_string());
+  EXPECT_TRUE(status.at("cert_expires").is_string());
+  EXPECT_TRUE(status.at("enrolled_at").is_string());
 
   EXPECT_EQ(agent({"sync"}).exit_code, 0);
   r = agent({"unenroll"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = agent({"status", "--json"});
-  EXPECT_EQ(json::parse(r.out).at("TenantDetails").at("Enrolled"), false);
+  EXPECT_EQ(json::parse(r.out).at("tenant_details").at("enrolled"), false);
   r = agent({"unenroll"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("not enrolled"), std::string::npos) << r.err;

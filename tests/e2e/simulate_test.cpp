@@ -13,6 +13,7 @@
 
 #include "agent/simulate/simulator.h"
 #include "base/crypto.h"
+#include "base/json_output.h"
 #include "samples/server/admin.h"
 #include "samples/server/report.h"
 #include "samples/server/server.h"
@@ -188,6 +189,8 @@ TEST_F(SimulateTest, CommandLinePrintsAJsonSummary) {
   const int status = ::pclose(p);
   ASSERT_EQ(status, 0) << out;
   const json j = json::parse(out);
+  EXPECT_EQ(out.find("{\n  \"schema_version\": 1,"), 0u) << out;
+  EXPECT_EQ(KeyOutsideConvention(j), std::nullopt) << out;
   EXPECT_EQ(j.at("devices"), 4);
   EXPECT_EQ(j.at("enrollment").at("enrolled"), 4);
   EXPECT_GE(j.at("sessions").at("completed").get<int>(), 4);

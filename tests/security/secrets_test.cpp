@@ -160,7 +160,7 @@ TEST_F(SecretsTest, NoSecretInStateFilesOrOutputAndStateIsPrivate) {
   AgentOk({"signin", "--user", kUser}, std::string(kPin2) + "\n");  // resets the failure count
   ProcessResult show = Agent({"container", "show", "--user", kUser, "--json"});
   ASSERT_EQ(show.exit_code, 0) << show.err;
-  EXPECT_TRUE(nlohmann::json::parse(show.out).at("ProtectorPresent").get<bool>())
+  EXPECT_TRUE(nlohmann::json::parse(show.out).at("protector_present").get<bool>())
       << "the flow did not reach a PIN reset protector: " << show.out;
   AgentOk({"status", "--json"});
 
