@@ -44,7 +44,8 @@ endfunction()
 install(TARGETS dmagent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT dmagent)
 dm_install_package_files(dmagent)
 dm_man_page(dmagent "OMA-DM (MS-MDM) device agent with Windows Hello-style containers")
-install(FILES README.md SECURITY.md DESTINATION ${dm_doc_dir}/dmagent COMPONENT dmagent)
+install(FILES README.md SECURITY.md docs/json-output.md DESTINATION ${dm_doc_dir}/dmagent
+        COMPONENT dmagent)
 
 if(TARGET dmserver)
   install(TARGETS dmserver RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT dmserver)
@@ -55,7 +56,8 @@ if(TARGET dmserver)
           COMPONENT dmserver)
   install(FILES samples/systemd/tmpfiles.d/dmserver.conf DESTINATION lib/tmpfiles.d
           COMPONENT dmserver)
-  install(FILES README.md SECURITY.md DESTINATION ${dm_doc_dir}/dmserver COMPONENT dmserver)
+  install(FILES README.md SECURITY.md docs/json-output.md DESTINATION ${dm_doc_dir}/dmserver
+          COMPONENT dmserver)
   install(FILES samples/server/README.md DESTINATION ${dm_doc_dir}/dmserver
           RENAME README.server.md COMPONENT dmserver)
 endif()

@@ -24,6 +24,7 @@ for pkg in dmagent dmserver; do
   # Contents: the binary, its unit, its configuration as a conffile, docs and changelog.
   for f in "usr/bin/$pkg" "usr/lib/systemd/system/$pkg.service" "etc/$pkg/$pkg.conf" \
            "usr/share/doc/$pkg/README.md" "usr/share/doc/$pkg/SECURITY.md" \
+           "usr/share/doc/$pkg/json-output.md" \
            "usr/share/doc/$pkg/changelog.gz" "usr/share/man/man8/$pkg.8.gz"; do
     [[ -e "$root/$f" ]] || fail "$pkg lacks /$f"
   done
